@@ -1,0 +1,67 @@
+"""otel-perf: OpenTelemetry-based performance metrics for Python MCP servers.
+
+>>> import otel_perf
+>>> with otel_perf.track_tool("search"):
+...     pass
+>>> otel_perf.get_all_metrics()["tool_metrics"]["search"]["total_calls"]
+1
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from otel_perf._api import (
+    ProviderTracker,
+    SessionTracker,
+    ToolTracker,
+    get_all_metrics,
+    record_cache_eviction,
+    record_cache_hit,
+    record_cache_miss,
+    record_cache_size_rejection,
+    record_provider_call,
+    record_tool_call,
+    set_active_sessions,
+    set_concurrent_requests,
+    snapshot,
+    track_provider,
+    track_session,
+    track_tool,
+)
+from otel_perf._collector import PerformanceMetricsCollector, get_collector
+from otel_perf._runtime import CollectionError, Metrics
+from otel_perf._settings import Settings
+from otel_perf._state import configure, shutdown
+
+try:
+    __version__ = version("otel-perf")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    from otel_perf._version import __version__
+
+__all__ = [
+    "CollectionError",
+    "Metrics",
+    "PerformanceMetricsCollector",
+    "ProviderTracker",
+    "SessionTracker",
+    "Settings",
+    "ToolTracker",
+    "__version__",
+    "configure",
+    "get_all_metrics",
+    "get_collector",
+    "record_cache_eviction",
+    "record_cache_hit",
+    "record_cache_miss",
+    "record_cache_size_rejection",
+    "record_provider_call",
+    "record_tool_call",
+    "set_active_sessions",
+    "set_concurrent_requests",
+    "shutdown",
+    "snapshot",
+    "track_provider",
+    "track_session",
+    "track_tool",
+]

@@ -1,0 +1,5 @@
+"""``python -m otel_perf``: the same as the ``otel-perf`` command."""
+
+from otel_perf._cli import main
+
+raise SystemExit(main())

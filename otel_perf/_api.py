@@ -1,0 +1,360 @@
+"""The public recording and reading functions.
+
+Each record function reads :data:`otel_perf._state.current` once and returns at once when it is
+``None`` (disabled), so switched-off metrics cost one global lookup and one comparison.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from time import perf_counter
+from types import TracebackType
+from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
+
+from otel_perf import _state
+from otel_perf._recorder import Recorder
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+# --- origin-compatible functions -------------------------------------------------------------
+
+
+def record_tool_call(
+    tool_name: str, success: bool, latency_ms: float, error_type: str | None = None
+) -> None:
+    """Record one finished tool call (the origin module's signature).
+
+    >>> record_tool_call("search", True, 12.5)
+    >>> record_tool_call("search", False, 30.0, "TimeoutError")
+    """
+    target = _state.current
+    if target is not None:
+        target.record_tool_call(tool_name, success, latency_ms, error_type)
+
+
+def record_cache_hit(cache_name: str) -> None:
+    """Count one cache hit."""
+    target = _state.current
+    if target is not None:
+        target.record_cache_hit(cache_name)
+
+
+def record_cache_miss(cache_name: str) -> None:
+    """Count one cache miss."""
+    target = _state.current
+    if target is not None:
+        target.record_cache_miss(cache_name)
+
+
+def record_cache_eviction(cache_name: str) -> None:
+    """Count one entry evicted from a cache."""
+    target = _state.current
+    if target is not None:
+        target.record_cache_eviction(cache_name)
+
+
+def record_cache_size_rejection(cache_name: str) -> None:
+    """Count one value the cache refused because it was too large."""
+    target = _state.current
+    if target is not None:
+        target.record_cache_size_rejection(cache_name)
+
+
+def set_active_sessions(count: int) -> None:
+    """Set the number of open sessions you track yourself (added to ``track_session`` ones)."""
+    target = _state.current
+    if target is not None:
+        target.set_active_sessions(count)
+
+
+def set_concurrent_requests(count: int) -> None:
+    """Set the number of in-flight requests you track yourself (added to ``track_tool`` ones)."""
+    target = _state.current
+    if target is not None:
+        target.set_concurrent_requests(count)
+
+
+def get_all_metrics() -> dict[str, Any]:
+    """Collect now and return the document served on ``/metrics``.
+
+    Each call closes a latency-window slice. Raises
+    :class:`~otel_perf.CollectionError` only if the SDK's collection itself fails.
+    """
+    return _state.get_runtime().snapshot()
+
+
+def snapshot() -> dict[str, Any]:
+    """Alias of :func:`get_all_metrics`."""
+    return get_all_metrics()
+
+
+# --- providers ----------------------------------------------------------------------------------
+
+
+def record_provider_call(
+    provider: str,
+    success: bool,
+    latency_ms: float,
+    error_type: str | None = None,
+    model: str | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    *,
+    operation: str | None = None,
+) -> None:
+    """Record one finished LLM provider call, with token counts when known.
+
+    >>> record_provider_call("openai", True, 820.0, model="gpt-4o", input_tokens=120)
+    """
+    target = _state.current
+    if target is None:
+        return
+    target.record_provider_call(
+        provider, success, latency_ms, error_type, model, input_tokens, output_tokens, operation
+    )
+
+
+# --- trackers -----------------------------------------------------------------------------------
+
+
+def _resolve() -> Recorder | None:
+    target = _state.current
+    if target is _state.BOOTSTRAP:
+        return _state.resolve_recorder()
+    return cast("Recorder | None", target)
+
+
+class ToolTracker:
+    """Times a tool call; see :func:`track_tool`. One ``with`` block at a time per instance."""
+
+    __slots__ = ("_recorder", "_start", "tool_name")
+
+    def __init__(self, tool_name: str) -> None:
+        self.tool_name = tool_name
+        self._recorder: Recorder | None = None
+        self._start = 0.0
+
+    def __enter__(self) -> ToolTracker:
+        recorder = self._recorder = _resolve()
+        if recorder is not None:
+            recorder.request_started()
+            self._start = perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        recorder = self._recorder
+        if recorder is not None:
+            seconds = perf_counter() - self._start
+            recorder.request_finished()
+            recorder.record_tool_seconds(
+                self.tool_name, seconds, None if exc_type is None else exc_type.__name__
+            )
+            self._recorder = None
+        return False  # never swallow the caller's exception
+
+    async def __aenter__(self) -> ToolTracker:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
+
+    @overload
+    def __call__(
+        self, fn: Callable[_P, Awaitable[_R]]
+    ) -> Callable[_P, Awaitable[_R]]: ...  # pragma: no cover
+
+    @overload
+    def __call__(self, fn: Callable[_P, _R]) -> Callable[_P, _R]: ...  # pragma: no cover
+
+    def __call__(self, fn: Callable[_P, Any]) -> Callable[_P, Any]:
+        """Decorate a sync or async function; every call is tracked."""
+        name = self.tool_name
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError("track_tool cannot time a generator function; use it as `with`")
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
+                recorder = _resolve()
+                if recorder is None:
+                    return await fn(*args, **kwargs)
+                recorder.request_started()
+                start = perf_counter()
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    recorder.request_finished()
+                    recorder.record_tool_seconds(name, perf_counter() - start, type(exc).__name__)
+                    raise
+                recorder.request_finished()
+                recorder.record_tool_seconds(name, perf_counter() - start, None)
+                return result
+
+            return async_wrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
+            recorder = _resolve()
+            if recorder is None:
+                return fn(*args, **kwargs)
+            recorder.request_started()
+            start = perf_counter()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                recorder.request_finished()
+                recorder.record_tool_seconds(name, perf_counter() - start, type(exc).__name__)
+                raise
+            recorder.request_finished()
+            recorder.record_tool_seconds(name, perf_counter() - start, None)
+            return result
+
+        return wrapper
+
+
+def track_tool(tool_name: str) -> ToolTracker:
+    """Track a tool call: a context manager (``with``/``async with``) and a decorator.
+
+    The call is timed, counted as a concurrent request while it runs, and counted as a failure
+    if it raises — with the exception's class name as error type — and the exception is
+    re-raised unchanged (``asyncio.CancelledError`` included).
+
+    >>> with track_tool("search"):
+    ...     pass
+    >>> @track_tool("fetch")
+    ... async def fetch(url: str) -> str: ...
+    """
+    return ToolTracker(tool_name)
+
+
+class ProviderTracker:
+    """Times an LLM provider call; see :func:`track_provider`."""
+
+    __slots__ = (
+        "_recorder",
+        "_start",
+        "input_tokens",
+        "model",
+        "operation",
+        "output_tokens",
+        "provider",
+    )
+
+    def __init__(self, provider: str, model: str | None, operation: str | None) -> None:
+        self.provider = provider
+        self.model = model
+        self.operation = operation
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self._recorder: Recorder | None = None
+        self._start = 0.0
+
+    def set_tokens(self, input_tokens: int | None = None, output_tokens: int | None = None) -> None:
+        """Report the call's token usage (recorded when the block ends)."""
+        if input_tokens is not None:
+            self.input_tokens = input_tokens
+        if output_tokens is not None:
+            self.output_tokens = output_tokens
+
+    def __enter__(self) -> ProviderTracker:
+        self._recorder = _resolve()
+        self._start = perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.record_provider_seconds(
+                self.provider,
+                perf_counter() - self._start,
+                None if exc_type is None else exc_type.__name__,
+                self.model,
+                self.input_tokens,
+                self.output_tokens,
+                self.operation,
+            )
+            self._recorder = None
+        return False
+
+    async def __aenter__(self) -> ProviderTracker:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
+
+
+def track_provider(
+    provider: str, model: str | None = None, *, operation: str | None = None
+) -> ProviderTracker:
+    """Track an LLM provider call (``with``/``async with``); failures are exceptions.
+
+    >>> with track_provider("openai", model="gpt-4o") as call:
+    ...     call.set_tokens(input_tokens=120, output_tokens=40)
+    """
+    return ProviderTracker(provider, model, operation)
+
+
+class SessionTracker:
+    """Counts one active session while inside; see :func:`track_session`."""
+
+    __slots__ = ("_recorder",)
+
+    def __init__(self) -> None:
+        self._recorder: Recorder | None = None
+
+    def __enter__(self) -> SessionTracker:
+        recorder = self._recorder = _resolve()
+        if recorder is not None:
+            recorder.session_started()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.session_finished()
+            self._recorder = None
+        return False
+
+    async def __aenter__(self) -> SessionTracker:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
+
+
+def track_session() -> SessionTracker:
+    """Count an active session for the duration of a ``with`` (or ``async with``) block."""
+    return SessionTracker()

@@ -1,0 +1,179 @@
+"""The OTel pipeline: one SDK MeterProvider, one pull reader, the recorder, the window state.
+
+Every consumer of the data (the JSON view, and the exporters built on this module) reads from
+the single :class:`PullReader`, because each extra SDK reader would be a second full
+aggregation on every ``record``. The reader is cumulative, so a collection never disturbs
+another consumer's view of the totals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider, TraceBasedExemplarFilter
+from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
+from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+
+from otel_perf import _names as n
+from otel_perf._log import logger
+from otel_perf._recorder import Recorder
+from otel_perf._settings import Settings
+from otel_perf._singleflight import SingleFlight
+from otel_perf._version import __version__
+from otel_perf._view import build_document
+from otel_perf._window import WindowTracker
+
+_EXEMPLAR_FILTER_ENV = "OTEL_METRICS_EXEMPLAR_FILTER"
+_EXEMPLAR_FILTERS = frozenset({"always_on", "always_off", "trace_based"})
+
+
+class PullReader(MetricReader):
+    """A cumulative reader that hands each collection to whoever asked for it.
+
+    Collections are serialised by a lock: the SDK delivers the data through a callback, and two
+    overlapping collections must not swap each other's results.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
+        self._received: MetricsData | None = None
+
+    def collect_data(self, timeout_millis: float = 10_000) -> MetricsData | None:
+        """Run one collection (observable callbacks included) and return its data."""
+        with self._lock:
+            self._received = None
+            self.collect(timeout_millis=timeout_millis)
+            data, self._received = self._received, None
+        return data
+
+    def _receive_metrics(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> None:
+        self._received = metrics_data
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Nothing to release: the reader holds no thread or connection."""
+
+
+def _views(settings: Settings) -> list[View]:
+    exponential = ExponentialBucketHistogramAggregation(
+        max_size=n.EXPONENTIAL_MAX_SIZE, max_scale=n.EXPONENTIAL_MAX_SCALE
+    )
+    # Room for every kept tool with its success series and a few error series before the SDK's
+    # own overflow point is used (which the JSON view reports under "_OTHER" too).
+    tool_limit = max(2000, 4 * (settings.max_tools + 1))
+    provider_limit = max(2000, 4 * (settings.max_providers + settings.max_models + 1))
+    return [
+        View(
+            instrument_name=n.MCP_SERVER_OPERATION_DURATION,
+            aggregation=exponential,
+            aggregation_cardinality_limit=tool_limit,
+        ),
+        View(
+            instrument_name=n.GEN_AI_CLIENT_OPERATION_DURATION,
+            aggregation=exponential,
+            aggregation_cardinality_limit=provider_limit,
+        ),
+    ]
+
+
+def _exemplar_env_is_valid() -> bool:
+    raw = os.environ.get(_EXEMPLAR_FILTER_ENV)
+    if raw is None or raw.strip().lower() in _EXEMPLAR_FILTERS:
+        return True
+    logger.warning(
+        "otel-perf: %s=%r is invalid; using the default 'trace_based'", _EXEMPLAR_FILTER_ENV, raw
+    )
+    return False
+
+
+def build_resource() -> Resource:
+    """The resource: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, read by ``Resource.create``."""
+    try:
+        return Resource.create(
+            {"telemetry.distro.name": "otel-perf", "telemetry.distro.version": __version__}
+        )
+    except Exception as exc:  # a malformed OTEL_RESOURCE_ATTRIBUTES must not stop the host
+        logger.warning("otel-perf: could not read the resource from the environment (%s)", exc)
+        return Resource({"service.name": "unknown_service"})
+
+
+class Snapshot:
+    """One collected document, with its JSON encoding made at most once and shared."""
+
+    __slots__ = ("_body", "_lock", "document")
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self._body: bytes | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def body(self) -> bytes:
+        if self._body is None:
+            with self._lock:
+                if self._body is None:
+                    self._body = json.dumps(
+                        self.document, separators=(",", ":"), allow_nan=False
+                    ).encode()
+        return self._body
+
+
+class Pipeline:
+    """One MeterProvider with its reader, recorder and window state.
+
+    ``snapshot()`` is single-flight: callers that arrive while a collection runs share its
+    document instead of collecting again.
+    """
+
+    def __init__(self, settings: Settings, extra_readers: tuple[MetricReader, ...] = ()) -> None:
+        self.settings = settings
+        self.reader = PullReader()
+        kwargs: dict[str, Any] = {}
+        if not _exemplar_env_is_valid():
+            kwargs["exemplar_filter"] = TraceBasedExemplarFilter()
+        self.meter_provider = MeterProvider(
+            metric_readers=[self.reader, *extra_readers],
+            resource=build_resource(),
+            views=_views(settings),
+            shutdown_on_exit=False,  # otel-perf's own atexit hook shuts down in order
+            **kwargs,
+        )
+        self.recorder = Recorder(self.meter_provider.get_meter(n.METER_NAME, __version__), settings)
+        self.windows = WindowTracker(settings.window_size)
+        self._snapshot_flight: SingleFlight[Snapshot] = SingleFlight(self._snapshot_now)
+        self._closed = False
+
+    @property
+    def start_time(self) -> float:
+        return self.recorder.start_time
+
+    def collect(self) -> MetricsData | None:
+        """One raw collection from the shared reader (does not close a window slice)."""
+        return self.reader.collect_data()
+
+    def _snapshot_now(self) -> Snapshot:
+        data = self.collect()
+        document = build_document(
+            data, self.windows, timestamp=time.time(), start_time=self.start_time
+        )
+        return Snapshot(document)
+
+    def snapshot(self) -> tuple[Snapshot, bool]:
+        """The current document and whether this caller's collection produced it."""
+        return self._snapshot_flight.run()
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.meter_provider.shutdown(timeout_millis=timeout_s * 1000.0)
+        except Exception as exc:
+            logger.warning("otel-perf: error while shutting down the meter provider: %s", exc)

@@ -1,0 +1,373 @@
+"""The hot path: OTel instruments and the per-series attribute dicts they are recorded with.
+
+One :class:`Recorder` exists per pipeline. It creates every instrument once, at construction,
+and caches the attribute dict of each (name, outcome) series the first time it is seen, so a
+tracked tool call costs one dict lookup, one ``perf_counter()`` pair, one in-flight counter
+update under a lock, and exactly one SDK ``Histogram.record``. Sessions, in-flight requests and
+uptime are plain integers read by observable instruments at collect time, never per call.
+
+Nothing here raises into the caller: every public method catches ``Exception``, logs it once
+per kind, and drops only the measurement it could not make sense of.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterable
+from typing import Final
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from otel_perf import _names as n
+from otel_perf._limits import NameRegistry
+from otel_perf._log import logger, warn_once
+from otel_perf._settings import Settings
+
+Attrs = dict[str, str]
+
+#: Durations above this (one day) are clamped to it: a larger value is certainly a caller bug,
+#: and one absurd value would force the exponential histogram to a coarser scale.
+MAX_DURATION_SECONDS: Final = 86_400.0
+
+#: Names whose raw form is cached for the fast path are at most this long; longer ones (or
+#: non-strings) are resolved on every call, so hostile names cannot bloat the caches.
+_CACHEABLE_NAME_LENGTH: Final = 256
+
+#: GenAI operation names (chat, embeddings, ...) are few by nature; this caps hostile input.
+_MAX_OPERATIONS: Final = 16
+
+
+def _warn_dropped(kind: str, exc: BaseException) -> None:
+    warn_once(
+        f"drop:{kind}",
+        "otel-perf: a %s measurement was dropped because of bad input (%s); "
+        "further ones are dropped silently",
+        kind,
+        type(exc).__name__,
+    )
+
+
+def clean_seconds(seconds: float, kind: str) -> float | None:
+    """A recordable duration: negative -> 0, above a day -> a day, NaN -> ``None`` (dropped)."""
+    if 0.0 <= seconds <= MAX_DURATION_SECONDS:
+        return seconds
+    if math.isnan(seconds):
+        warn_once(
+            f"nan:{kind}", "otel-perf: NaN %s latency dropped (the call is not counted)", kind
+        )
+        return None
+    if seconds < 0.0:
+        warn_once(f"neg:{kind}", "otel-perf: negative %s latency clamped to 0", kind)
+        return 0.0
+    warn_once(f"huge:{kind}", "otel-perf: %s latency above one day clamped to one day", kind)
+    return MAX_DURATION_SECONDS
+
+
+def _cacheable(raw: object) -> bool:
+    return type(raw) is str and len(raw) <= _CACHEABLE_NAME_LENGTH
+
+
+class Recorder:
+    """Owns the instruments of one MeterProvider and records into them."""
+
+    def __init__(self, meter: Meter, settings: Settings) -> None:
+        self.start_time = time.time()
+        self._start_monotonic = time.monotonic()
+
+        self._tool_duration = meter.create_histogram(
+            n.MCP_SERVER_OPERATION_DURATION,
+            unit=n.UNIT_SECONDS,
+            description="Duration of MCP requests handled by the server",
+            explicit_bucket_boundaries_advisory=n.MCP_DURATION_BUCKETS,
+        )
+        self._provider_duration = meter.create_histogram(
+            n.GEN_AI_CLIENT_OPERATION_DURATION,
+            unit=n.UNIT_SECONDS,
+            description="Duration of GenAI (LLM provider) client operations",
+        )
+        self._token_usage = meter.create_histogram(
+            n.GEN_AI_CLIENT_TOKEN_USAGE,
+            unit=n.UNIT_TOKENS,
+            description="Tokens used by GenAI client operations",
+            explicit_bucket_boundaries_advisory=n.TOKEN_USAGE_BUCKETS,
+        )
+        self._cache_requests = meter.create_counter(
+            n.CACHE_REQUESTS, unit=n.UNIT_REQUESTS, description="Cache lookups by result"
+        )
+        self._cache_evictions = meter.create_counter(
+            n.CACHE_EVICTIONS, unit=n.UNIT_EVICTIONS, description="Entries evicted from a cache"
+        )
+        self._cache_rejections = meter.create_counter(
+            n.CACHE_SIZE_REJECTIONS,
+            unit=n.UNIT_REJECTIONS,
+            description="Values refused by a cache because they were too large",
+        )
+        meter.create_observable_up_down_counter(
+            n.ACTIVE_SESSIONS,
+            callbacks=[self._observe_sessions],
+            unit=n.UNIT_SESSIONS,
+            description="MCP sessions currently open",
+        )
+        meter.create_observable_up_down_counter(
+            n.ACTIVE_REQUESTS,
+            callbacks=[self._observe_requests],
+            unit=n.UNIT_REQUESTS,
+            description="Requests (tool calls) currently in flight",
+        )
+        meter.create_observable_gauge(
+            n.PROCESS_UPTIME,
+            callbacks=[self._observe_uptime],
+            unit=n.UNIT_SECONDS,
+            description="Seconds since otel-perf started recording",
+        )
+
+        self._tools = NameRegistry("tool", settings.max_tools)
+        self._providers = NameRegistry("provider", settings.max_providers)
+        self._models = NameRegistry("model", settings.max_models)
+        self._caches = NameRegistry("cache", settings.max_caches)
+        self._error_types = NameRegistry("error type", settings.max_error_types)
+        self._operations = NameRegistry("operation", _MAX_OPERATIONS)
+
+        # Attribute dicts, built once per series and never mutated afterwards.
+        self._tool_ok: dict[object, Attrs] = {}
+        self._tool_failed: dict[tuple[object, object], Attrs] = {}
+        self._provider_attrs: dict[tuple[object, ...], Attrs] = {}
+        self._cache_hit: dict[object, Attrs] = {}
+        self._cache_miss: dict[object, Attrs] = {}
+        self._cache_plain: dict[object, Attrs] = {}
+
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._sessions = 0
+        self._manual_requests = 0
+        self._manual_sessions = 0
+
+    # --- observable callbacks (run at collect time only) -------------------------------------
+
+    def _observe_sessions(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return (Observation(self._sessions + self._manual_sessions),)
+
+    def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return (Observation(self._in_flight + self._manual_requests),)
+
+    def _observe_uptime(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return (Observation(time.monotonic() - self._start_monotonic),)
+
+    # --- attribute resolution (slow path, first sight of a series) ---------------------------
+
+    def tool_attrs(self, raw_name: object, raw_error: object | None) -> Attrs:
+        """The attribute dict of a tool series; ``raw_error=None`` means success."""
+        if raw_error is None:
+            attrs = self._tool_ok.get(raw_name) if _cacheable(raw_name) else None
+            if attrs is None:
+                attrs = {
+                    n.MCP_METHOD_NAME: n.METHOD_TOOLS_CALL,
+                    n.GEN_AI_TOOL_NAME: self._tools.resolve(raw_name),
+                }
+                if _cacheable(raw_name) and attrs[n.GEN_AI_TOOL_NAME] == raw_name:
+                    self._tool_ok[raw_name] = attrs
+            return attrs
+        key = (raw_name, raw_error)
+        cacheable = _cacheable(raw_name) and _cacheable(raw_error)
+        attrs = self._tool_failed.get(key) if cacheable else None
+        if attrs is None:
+            tool = self._tools.resolve(raw_name)
+            error = self._error_types.resolve(raw_error)
+            attrs = {
+                n.MCP_METHOD_NAME: n.METHOD_TOOLS_CALL,
+                n.GEN_AI_TOOL_NAME: tool,
+                n.ERROR_TYPE: error,
+            }
+            if cacheable and tool == raw_name and error == raw_error:
+                self._tool_failed[key] = attrs
+        return attrs
+
+    def _cache_attrs(
+        self, table: dict[object, Attrs], raw_name: object, result: str | None
+    ) -> Attrs:
+        attrs = table.get(raw_name) if _cacheable(raw_name) else None
+        if attrs is None:
+            name = self._caches.resolve(raw_name)
+            attrs = {n.CACHE_NAME: name}
+            if result is not None:
+                attrs[n.CACHE_RESULT] = result
+            if _cacheable(raw_name) and name == raw_name:
+                table[raw_name] = attrs
+        return attrs
+
+    def _provider_series(
+        self, raw_provider: object, raw_model: object, operation: object, raw_error: object | None
+    ) -> Attrs:
+        key = (raw_provider, raw_model, operation, raw_error)
+        cacheable = all(_cacheable(part) for part in key if part is not None)
+        attrs = self._provider_attrs.get(key) if cacheable else None
+        if attrs is None:
+            attrs = {
+                n.GEN_AI_OPERATION_NAME: (
+                    self._operations.resolve(operation) if operation else n.OPERATION_CHAT
+                ),
+                n.GEN_AI_PROVIDER_NAME: self._providers.resolve(raw_provider),
+                n.GEN_AI_REQUEST_MODEL: (
+                    self._models.resolve(raw_model) if raw_model is not None else n.UNKNOWN
+                ),
+            }
+            if raw_error is not None:
+                attrs[n.ERROR_TYPE] = self._error_types.resolve(raw_error)
+            if cacheable and len(self._provider_attrs) < 4 * (
+                self._providers.cap + self._models.cap
+            ):
+                self._provider_attrs[key] = attrs
+        return attrs
+
+    # --- tools ---------------------------------------------------------------------------------
+
+    def record_tool_seconds(self, name: object, seconds: float, error_type: object | None) -> None:
+        """Record one finished tool call; ``error_type=None`` means it succeeded."""
+        try:
+            value = clean_seconds(seconds, "tool")
+            if value is not None:
+                self._tool_duration.record(value, self.tool_attrs(name, error_type))
+        except Exception as exc:
+            _warn_dropped("tool", exc)
+
+    def record_tool_call(
+        self, tool_name: object, success: object, latency_ms: float, error_type: object = None
+    ) -> None:
+        """The origin's call: one finished tool call with its latency in milliseconds."""
+        try:
+            error = None if success else (n.OTHER if error_type is None else error_type)
+            self.record_tool_seconds(tool_name, float(latency_ms) / 1000.0, error)
+        except Exception as exc:
+            _warn_dropped("tool", exc)
+
+    def request_started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def request_finished(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    # --- providers -----------------------------------------------------------------------------
+
+    def record_provider_seconds(
+        self,
+        provider: object,
+        seconds: float,
+        error_type: object | None,
+        model: object = None,
+        input_tokens: object = None,
+        output_tokens: object = None,
+        operation: object = None,
+    ) -> None:
+        try:
+            value = clean_seconds(seconds, "provider")
+            if value is not None:
+                attrs = self._provider_series(provider, model, operation, error_type)
+                self._provider_duration.record(value, attrs)
+            if input_tokens is not None or output_tokens is not None:
+                base = self._provider_series(provider, model, operation, None)
+                self._record_tokens(base, input_tokens, n.TOKEN_INPUT)
+                self._record_tokens(base, output_tokens, n.TOKEN_OUTPUT)
+        except Exception as exc:
+            _warn_dropped("provider", exc)
+
+    def record_provider_call(
+        self,
+        provider: object,
+        success: object,
+        latency_ms: float,
+        error_type: object = None,
+        model: object = None,
+        input_tokens: object = None,
+        output_tokens: object = None,
+        operation: object = None,
+    ) -> None:
+        """One finished provider call with its latency in milliseconds."""
+        try:
+            error = None if success else (n.OTHER if error_type is None else error_type)
+            seconds = float(latency_ms) / 1000.0
+        except Exception as exc:
+            _warn_dropped("provider", exc)
+            return
+        self.record_provider_seconds(
+            provider, seconds, error, model, input_tokens, output_tokens, operation
+        )
+
+    def _record_tokens(self, base: Attrs, tokens: object, token_type: str) -> None:
+        if tokens is None:
+            return
+        count = int(tokens)  # type: ignore[call-overload]
+        if count < 0:
+            warn_once("neg:tokens", "otel-perf: negative token count dropped")
+            return
+        self._token_usage.record(count, {**base, n.GEN_AI_TOKEN_TYPE: token_type})
+
+    # --- caches --------------------------------------------------------------------------------
+
+    def record_cache_hit(self, cache_name: object) -> None:
+        try:
+            self._cache_requests.add(1, self._cache_attrs(self._cache_hit, cache_name, n.CACHE_HIT))
+        except Exception as exc:
+            _warn_dropped("cache", exc)
+
+    def record_cache_miss(self, cache_name: object) -> None:
+        try:
+            attrs = self._cache_attrs(self._cache_miss, cache_name, n.CACHE_MISS)
+            self._cache_requests.add(1, attrs)
+        except Exception as exc:
+            _warn_dropped("cache", exc)
+
+    def record_cache_eviction(self, cache_name: object, count: int = 1) -> None:
+        try:
+            self._cache_evictions.add(count, self._cache_attrs(self._cache_plain, cache_name, None))
+        except Exception as exc:
+            _warn_dropped("cache", exc)
+
+    def record_cache_size_rejection(self, cache_name: object) -> None:
+        try:
+            attrs = self._cache_attrs(self._cache_plain, cache_name, None)
+            self._cache_rejections.add(1, attrs)
+        except Exception as exc:
+            _warn_dropped("cache", exc)
+
+    # --- system --------------------------------------------------------------------------------
+
+    def session_started(self) -> None:
+        with self._lock:
+            self._sessions += 1
+
+    def session_finished(self) -> None:
+        with self._lock:
+            self._sessions -= 1
+
+    def set_active_sessions(self, count: object) -> None:
+        value = _gauge_value(count, "active sessions")
+        if value is not None:
+            self._manual_sessions = value
+
+    def set_concurrent_requests(self, count: object) -> None:
+        value = _gauge_value(count, "concurrent requests")
+        if value is not None:
+            self._manual_requests = value
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+
+def _gauge_value(count: object, what: str) -> int | None:
+    try:
+        value: int = int(count)  # type: ignore[call-overload]
+    except Exception:
+        warn_once(f"gauge:{what}", "otel-perf: ignoring a non-integer %s value", what)
+        return None
+    if value < 0:
+        warn_once(f"gauge-neg:{what}", "otel-perf: negative %s clamped to 0", what)
+        return 0
+    return value
+
+
+__all__ = ["MAX_DURATION_SECONDS", "Recorder", "clean_seconds", "logger"]

@@ -1,0 +1,252 @@
+"""Settings: one frozen dataclass, parsed from the environment by a pure function.
+
+The environment is read when ``configure()`` runs, never at import. A bad value never raises:
+it produces one warning naming the variable and the default used, and the default applies.
+Keyword overrides passed to ``configure()`` are programming, not configuration, so a bad
+override raises ``TypeError``/``ValueError`` at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+PERFORMANCE_METRICS_ENABLED: Final = "PERFORMANCE_METRICS_ENABLED"
+"""``true``/``false`` (also 1/0, yes/no, on/off). Default ``true``. ``false`` turns every record
+call into a near-free no-op and starts no server and no export."""
+
+METRICS_WINDOW_SIZE: Final = "METRICS_WINDOW_SIZE"
+"""Integer >= 1. Default ``1000``. Calls covered by the latency window of each tool/provider."""
+
+METRICS_JSON_ENDPOINT_ENABLED: Final = "METRICS_JSON_ENDPOINT_ENABLED"
+"""Boolean. Default ``true``. Serve the HTTP endpoint (``/metrics``, ``/health``)."""
+
+METRICS_JSON_ENABLED: Final = "METRICS_JSON_ENABLED"
+"""Alias of ``METRICS_JSON_ENDPOINT_ENABLED`` (the origin script's name); the latter wins."""
+
+METRICS_JSON_HOST: Final = "METRICS_JSON_HOST"
+"""Bind address. Default ``127.0.0.1``. Anything wider is an explicit choice."""
+
+METRICS_JSON_PORT: Final = "METRICS_JSON_PORT"
+"""Integer 0-65535. Default ``9109``. ``0`` lets the OS pick a free port."""
+
+METRICS_CORS_ORIGINS: Final = "METRICS_CORS_ORIGINS"
+"""Comma-separated ``Access-Control-Allow-Origin`` allow-list. Default ``*``."""
+
+METRICS_AUTH_TOKEN: Final = "METRICS_AUTH_TOKEN"
+"""Unset by default. When set, every path but ``/health`` needs
+``Authorization: Bearer <token>``."""
+
+METRICS_MAX_TOOLS: Final = "METRICS_MAX_TOOLS"
+"""Integer >= 1. Default ``500``. Distinct tool names kept; later ones fold into ``_OTHER``."""
+
+METRICS_MAX_PROVIDERS: Final = "METRICS_MAX_PROVIDERS"
+"""Integer >= 1. Default ``100``. Distinct provider names kept; later ones fold into ``_OTHER``."""
+
+METRICS_MAX_MODELS: Final = "METRICS_MAX_MODELS"
+"""Integer >= 1. Default ``200``. Distinct model names kept; later ones fold into ``_OTHER``."""
+
+METRICS_MAX_CACHES: Final = "METRICS_MAX_CACHES"
+"""Integer >= 1. Default ``100``. Distinct cache names kept; later ones fold into ``_OTHER``."""
+
+METRICS_MAX_ERROR_TYPES: Final = "METRICS_MAX_ERROR_TYPES"
+"""Integer >= 1. Default ``50``. Distinct error types kept (process-wide); later ones fold
+into ``_OTHER``."""
+
+OTEL_SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
+"""The OTel spec's master switch: ``true`` disables otel-perf like
+``PERFORMANCE_METRICS_ENABLED=false`` (the SDK would otherwise hand out no-op meters)."""
+
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+_MAX_WINDOW: Final = 10_000_000
+_MAX_CAP: Final = 100_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything otel-perf is configured by. Build it with :func:`load_settings`."""
+
+    enabled: bool = True
+    window_size: int = 1000
+    json_enabled: bool = True
+    json_host: str = "127.0.0.1"
+    json_port: int = 9109
+    cors_origins: tuple[str, ...] = ("*",)
+    auth_token: str | None = None
+    max_tools: int = 500
+    max_providers: int = 100
+    max_models: int = 200
+    max_caches: int = 100
+    max_error_types: int = 50
+
+
+_T = TypeVar("_T")
+
+
+def parse_bool(raw: str) -> bool:
+    """Parse a boolean environment value; raise ``ValueError`` for anything else."""
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"expected true/false, got {raw!r}")
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip(), 10)
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+def _host(raw: str) -> str:
+    value = raw.strip()
+    if not value or any(ch.isspace() for ch in value) or len(value) > 253:
+        raise ValueError(f"not a host name or address: {raw!r}")
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        # A host name: letters, digits, dots and dashes only.
+        if not all(ch.isalnum() or ch in ".-" for ch in value) or not value.isascii():
+            raise ValueError(f"not a host name or address: {raw!r}") from None
+    return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not origins:
+        raise ValueError("empty origin list")
+    for origin in origins:
+        if origin != "*" and not origin.isascii():
+            raise ValueError(f"origin is not ASCII: {origin!r}")
+        if any(ch.isspace() or ord(ch) < 0x20 for ch in origin):
+            raise ValueError(f"bad origin {origin!r}")
+    return origins
+
+
+def _token(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not value.isascii() or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in value):
+        raise ValueError("token must be printable ASCII without spaces")
+    return value
+
+
+_window = _int_in(1, _MAX_WINDOW)
+_port = _int_in(0, 65535)
+_cap = _int_in(1, _MAX_CAP)
+
+# field name -> (environment variable(s), parser). The first variable set wins.
+_ENV_FIELDS: Final[dict[str, tuple[tuple[str, ...], Callable[[str], Any]]]] = {
+    "enabled": ((PERFORMANCE_METRICS_ENABLED,), parse_bool),
+    "window_size": ((METRICS_WINDOW_SIZE,), _window),
+    "json_enabled": ((METRICS_JSON_ENDPOINT_ENABLED, METRICS_JSON_ENABLED), parse_bool),
+    "json_host": ((METRICS_JSON_HOST,), _host),
+    "json_port": ((METRICS_JSON_PORT,), _port),
+    "cors_origins": ((METRICS_CORS_ORIGINS,), _origins),
+    "auth_token": ((METRICS_AUTH_TOKEN,), _token),
+    "max_tools": ((METRICS_MAX_TOOLS,), _cap),
+    "max_providers": ((METRICS_MAX_PROVIDERS,), _cap),
+    "max_models": ((METRICS_MAX_MODELS,), _cap),
+    "max_caches": ((METRICS_MAX_CACHES,), _cap),
+    "max_error_types": ((METRICS_MAX_ERROR_TYPES,), _cap),
+}
+
+# Validators for keyword overrides: same rules, but typed values instead of strings.
+_OVERRIDE_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
+    "enabled": lambda v: isinstance(v, bool),
+    "window_size": lambda v: _is_int(v) and 1 <= v <= _MAX_WINDOW,
+    "json_enabled": lambda v: isinstance(v, bool),
+    "json_host": lambda v: isinstance(v, str) and _valid(_host, v),
+    "json_port": lambda v: _is_int(v) and 0 <= v <= 65535,
+    "cors_origins": lambda v: (
+        isinstance(v, (tuple, list))
+        and bool(v)
+        and all(isinstance(o, str) for o in v)
+        and _valid(_origins, ",".join(v))
+    ),
+    "auth_token": lambda v: v is None or (isinstance(v, str) and _valid(_token, v)),
+    "max_tools": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
+    "max_providers": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
+    "max_models": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
+    "max_caches": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
+    "max_error_types": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
+}
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _valid(parse: Callable[[str], object], value: str) -> bool:
+    try:
+        parse(value)
+    except ValueError:
+        return False
+    return True
+
+
+def load_settings(
+    environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None
+) -> tuple[Settings, list[str]]:
+    """Build :class:`Settings` from ``environ`` and keyword ``overrides``.
+
+    Returns the settings and the warnings to log (one per bad variable). Pure: it reads only its
+    arguments. Overrides win over the environment; an unknown or invalid override raises.
+
+    >>> load_settings({"METRICS_WINDOW_SIZE": "abc"})[1][0][:40]
+    "METRICS_WINDOW_SIZE='abc' is invalid (in"
+    """
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    warnings: list[str] = []
+    for field, (names, parse) in _ENV_FIELDS.items():
+        for name in names:
+            raw = environ.get(name)
+            if raw is None:
+                continue
+            try:
+                values[field] = parse(raw)
+            except ValueError as exc:
+                default = getattr(defaults, field)
+                warnings.append(
+                    f"{name}={_shorten(raw)!r} is invalid ({exc}); using the default {default!r}"
+                )
+            break  # the first variable that is set decides, valid or not
+
+    sdk_disabled = environ.get(OTEL_SDK_DISABLED)
+    if sdk_disabled is not None:
+        try:
+            if parse_bool(sdk_disabled):
+                values["enabled"] = False
+        except ValueError:
+            warnings.append(
+                f"{OTEL_SDK_DISABLED}={_shorten(sdk_disabled)!r} is invalid; "
+                "using the default False"
+            )
+
+    for field, value in (overrides or {}).items():
+        check = _OVERRIDE_CHECKS.get(field)
+        if check is None:
+            known = ", ".join(sorted(_OVERRIDE_CHECKS))
+            raise TypeError(f"configure() got an unknown setting {field!r}; known: {known}")
+        if not check(value):
+            raise ValueError(f"configure({field}={value!r}): invalid value")
+        values[field] = tuple(value) if field == "cors_origins" else value
+
+    return dataclasses.replace(defaults, **values), warnings
+
+
+def _shorten(raw: str, limit: int = 80) -> str:
+    return raw if len(raw) <= limit else raw[:limit] + "..."

@@ -1,0 +1,381 @@
+"""The JSON view: a pure function from collected OTel ``MetricsData`` to the origin's document.
+
+Two steps, both free of I/O and globals:
+
+1. :func:`extract` walks ``MetricsData`` once and groups data points into per-tool,
+   per-provider, per-model and per-cache lifetime totals plus merged cumulative histograms.
+2. :func:`render` turns that, with the window histograms from
+   :class:`otel_perf._window.WindowTracker`, into the document served on ``/metrics``.
+
+:func:`build_document` runs both around one window-tracker advance. Counts, rates and error
+types are exact lifetime totals; latency statistics describe each series' recent window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogramDataPoint,
+    HistogramDataPoint,
+    MetricsData,
+    NumberDataPoint,
+)
+from opentelemetry.util.types import Attributes
+
+from otel_perf import _names as n
+from otel_perf._exphist import EMPTY, Hist, from_point, merge, quantiles
+from otel_perf._window import WindowTracker
+
+_QUANTILES = (0.5, 0.95, 0.99)
+
+
+@dataclass
+class SeriesTotals:
+    """Lifetime totals of one tool, provider or model, and its cumulative histogram parts."""
+
+    total: int = 0
+    failed: int = 0
+    error_types: dict[str, int] = field(default_factory=dict)
+    hist_parts: list[Hist] = field(default_factory=list)
+    sum_seconds: float = 0.0  # for series without exponential buckets
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def add(self, count: int, error_type: str | None, hist: Hist | None, total_sum: float) -> None:
+        self.total += count
+        self.sum_seconds += total_sum
+        if error_type is not None:
+            self.failed += count
+            self.error_types[error_type] = self.error_types.get(error_type, 0) + count
+        if hist is not None and hist.count:
+            self.hist_parts.append(hist)
+
+
+@dataclass
+class CacheTotals:
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    size_rejections: int = 0
+
+
+@dataclass
+class Extracted:
+    """Everything the document needs from one collection."""
+
+    tools: dict[str, SeriesTotals] = field(default_factory=dict)
+    providers: dict[str, SeriesTotals] = field(default_factory=dict)
+    models: dict[tuple[str, str], SeriesTotals] = field(default_factory=dict)
+    caches: dict[str, CacheTotals] = field(default_factory=dict)
+    total_requests: int = 0
+    active_sessions: int = 0
+    concurrent_requests: int = 0
+    uptime_seconds: float | None = None
+
+    def cumulative_hists(self) -> dict[Hashable, Hist]:
+        """Merged lifetime histogram per window key (``("tool", name)`` and so on)."""
+        out: dict[Hashable, Hist] = {}
+        for name, tool in self.tools.items():
+            out[("tool", name)] = merge(tool.hist_parts)
+        for name, provider in self.providers.items():
+            out[("provider", name)] = merge(provider.hist_parts)
+        for (provider_name, model), totals in self.models.items():
+            out[("model", provider_name, model)] = merge(totals.hist_parts)
+        return out
+
+
+def _label(attributes: Attributes, key: str, default: str) -> str:
+    if not attributes:
+        return default
+    if attributes.get(n.SDK_OVERFLOW_ATTRIBUTE):
+        return n.OTHER
+    value = attributes.get(key)
+    return str(value) if value is not None else default
+
+
+def _error_type(attributes: Attributes) -> str | None:
+    value = attributes.get(n.ERROR_TYPE) if attributes else None
+    return None if value is None else str(value)
+
+
+def _series_point(point: object) -> tuple[int, Hist | None, float]:
+    if isinstance(point, ExponentialHistogramDataPoint):
+        return point.count, from_point(point), float(point.sum)
+    if isinstance(point, HistogramDataPoint):
+        return point.count, None, float(point.sum)
+    return 0, None, 0.0
+
+
+def extract(data: MetricsData | None) -> Extracted:
+    """Group the data points of one collection by tool, provider, model and cache."""
+    out = Extracted()
+    if data is None:
+        return out
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                handler = _HANDLERS.get(metric.name)
+                if handler is None:
+                    continue
+                for point in metric.data.data_points:
+                    handler(out, point)
+    return out
+
+
+def _on_mcp_duration(out: Extracted, point: object) -> None:
+    count, hist, total_sum = _series_point(point)
+    attributes: Attributes = getattr(point, "attributes", None)
+    out.total_requests += count
+    overflow = bool(attributes and attributes.get(n.SDK_OVERFLOW_ATTRIBUTE))
+    method = attributes.get(n.MCP_METHOD_NAME) if attributes else None
+    if method != n.METHOD_TOOLS_CALL and not overflow:
+        return
+    tool = _label(attributes, n.GEN_AI_TOOL_NAME, n.UNKNOWN)
+    totals = out.tools.get(tool)
+    if totals is None:
+        totals = out.tools[tool] = SeriesTotals()
+    totals.add(count, _error_type(attributes), hist, total_sum)
+
+
+def _on_provider_duration(out: Extracted, point: object) -> None:
+    count, hist, total_sum = _series_point(point)
+    attributes: Attributes = getattr(point, "attributes", None)
+    provider = _label(attributes, n.GEN_AI_PROVIDER_NAME, n.UNKNOWN)
+    model = _label(attributes, n.GEN_AI_REQUEST_MODEL, n.UNKNOWN)
+    error_type = _error_type(attributes)
+    for totals in _provider_and_model(out, provider, model):
+        totals.add(count, error_type, hist, total_sum)
+
+
+def _on_token_usage(out: Extracted, point: object) -> None:
+    if not isinstance(point, (HistogramDataPoint, ExponentialHistogramDataPoint)):
+        return
+    attributes = point.attributes
+    provider = _label(attributes, n.GEN_AI_PROVIDER_NAME, n.UNKNOWN)
+    model = _label(attributes, n.GEN_AI_REQUEST_MODEL, n.UNKNOWN)
+    token_type = attributes.get(n.GEN_AI_TOKEN_TYPE) if attributes else None
+    tokens = round(point.sum)
+    for totals in _provider_and_model(out, provider, model):
+        if token_type == n.TOKEN_INPUT:
+            totals.input_tokens += tokens
+        elif token_type == n.TOKEN_OUTPUT:
+            totals.output_tokens += tokens
+
+
+def _provider_and_model(out: Extracted, provider: str, model: str) -> tuple[SeriesTotals, ...]:
+    provider_totals = out.providers.get(provider)
+    if provider_totals is None:
+        provider_totals = out.providers[provider] = SeriesTotals()
+    key = (provider, model)
+    model_totals = out.models.get(key)
+    if model_totals is None:
+        model_totals = out.models[key] = SeriesTotals()
+    return provider_totals, model_totals
+
+
+def _cache(out: Extracted, point: object) -> CacheTotals | None:
+    if not isinstance(point, NumberDataPoint):
+        return None
+    name = _label(point.attributes, n.CACHE_NAME, n.UNKNOWN)
+    totals = out.caches.get(name)
+    if totals is None:
+        totals = out.caches[name] = CacheTotals()
+    return totals
+
+
+def _on_cache_requests(out: Extracted, point: object) -> None:
+    totals = _cache(out, point)
+    if totals is None or not isinstance(point, NumberDataPoint):
+        return
+    result = point.attributes.get(n.CACHE_RESULT) if point.attributes else None
+    if result == n.CACHE_HIT:
+        totals.hits += int(point.value)
+    elif result == n.CACHE_MISS:
+        totals.misses += int(point.value)
+
+
+def _on_cache_evictions(out: Extracted, point: object) -> None:
+    totals = _cache(out, point)
+    if totals is not None and isinstance(point, NumberDataPoint):
+        totals.evictions += int(point.value)
+
+
+def _on_cache_rejections(out: Extracted, point: object) -> None:
+    totals = _cache(out, point)
+    if totals is not None and isinstance(point, NumberDataPoint):
+        totals.size_rejections += int(point.value)
+
+
+def _on_active_sessions(out: Extracted, point: object) -> None:
+    if isinstance(point, NumberDataPoint):
+        out.active_sessions += int(point.value)
+
+
+def _on_active_requests(out: Extracted, point: object) -> None:
+    if isinstance(point, NumberDataPoint):
+        out.concurrent_requests += int(point.value)
+
+
+def _on_uptime(out: Extracted, point: object) -> None:
+    if isinstance(point, NumberDataPoint):
+        out.uptime_seconds = max(out.uptime_seconds or 0.0, float(point.value))
+
+
+_HANDLERS = {
+    n.MCP_SERVER_OPERATION_DURATION: _on_mcp_duration,
+    n.GEN_AI_CLIENT_OPERATION_DURATION: _on_provider_duration,
+    n.GEN_AI_CLIENT_TOKEN_USAGE: _on_token_usage,
+    n.CACHE_REQUESTS: _on_cache_requests,
+    n.CACHE_EVICTIONS: _on_cache_evictions,
+    n.CACHE_SIZE_REJECTIONS: _on_cache_rejections,
+    n.ACTIVE_SESSIONS: _on_active_sessions,
+    n.ACTIVE_REQUESTS: _on_active_requests,
+    n.PROCESS_UPTIME: _on_uptime,
+}
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 2)
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+def latency_fields(window: Hist) -> dict[str, float]:
+    """avg/p50/p95/p99/min/max in milliseconds (2 decimals) of a window; 0.0 when empty."""
+    if window.count == 0:
+        return dict.fromkeys(
+            (
+                "avg_latency_ms",
+                "p50_latency_ms",
+                "p95_latency_ms",
+                "p99_latency_ms",
+                "min_latency_ms",
+                "max_latency_ms",
+            ),
+            0.0,
+        )
+    low, high = window.min, window.max
+    p50, p95, p99 = quantiles(window, _QUANTILES)
+    # Rounding each to 2 decimals keeps the order min <= p50 <= p95 <= p99 <= max.
+    avg = min(max(window.sum / window.count, low), high)
+    return {
+        "avg_latency_ms": _ms(avg),
+        "p50_latency_ms": _ms(p50),
+        "p95_latency_ms": _ms(p95),
+        "p99_latency_ms": _ms(p99),
+        "min_latency_ms": _ms(low),
+        "max_latency_ms": _ms(high),
+    }
+
+
+def _series_entry(name_key: str, name: str, totals: SeriesTotals, window: Hist) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        name_key: name,
+        "total_calls": totals.total,
+        "successful_calls": totals.total - totals.failed,
+        "failed_calls": totals.failed,
+        "success_rate": _percent(totals.total - totals.failed, totals.total),
+    }
+    if window.count == 0 and totals.total and not totals.hist_parts:
+        # Points without exponential buckets (another exporter's View): only the mean is known.
+        mean = totals.sum_seconds / totals.total
+        entry.update(latency_fields(Hist(20, 0, 0, (), 1, mean, mean, mean)))
+    else:
+        entry.update(latency_fields(window))
+    entry["error_types"] = dict(sorted(totals.error_types.items()))
+    return entry
+
+
+def render(
+    extracted: Extracted,
+    windows: Mapping[Hashable, Hist],
+    *,
+    timestamp: float,
+    start_time: float,
+) -> dict[str, Any]:
+    """The ``/metrics`` document for one collection (enabled case)."""
+    tool_metrics = {
+        name: _series_entry("tool_name", name, totals, windows.get(("tool", name), EMPTY))
+        for name, totals in sorted(extracted.tools.items())
+    }
+    cache_metrics = {
+        name: {
+            "cache_name": name,
+            "hits": c.hits,
+            "misses": c.misses,
+            "total_requests": c.hits + c.misses,
+            "hit_rate": _percent(c.hits, c.hits + c.misses),
+            "evictions": c.evictions,
+            "size_rejections": c.size_rejections,
+        }
+        for name, c in sorted(extracted.caches.items())
+    }
+    provider_metrics: dict[str, Any] = {}
+    for name, totals in sorted(extracted.providers.items()):
+        entry = _series_entry("provider", name, totals, windows.get(("provider", name), EMPTY))
+        entry["input_tokens"] = totals.input_tokens
+        entry["output_tokens"] = totals.output_tokens
+        models: dict[str, Any] = {}
+        for (provider_name, model), model_totals in sorted(extracted.models.items()):
+            if provider_name != name:
+                continue
+            window = windows.get(("model", provider_name, model), EMPTY)
+            model_entry = _series_entry("model", model, model_totals, window)
+            model_entry["input_tokens"] = model_totals.input_tokens
+            model_entry["output_tokens"] = model_totals.output_tokens
+            models[model] = model_entry
+        entry["models"] = models
+        provider_metrics[name] = entry
+
+    uptime = extracted.uptime_seconds
+    if uptime is None:
+        uptime = max(timestamp - start_time, 0.0)
+    system_metrics = {
+        "active_sessions": extracted.active_sessions,
+        "concurrent_requests": extracted.concurrent_requests,
+        "total_requests": extracted.total_requests,
+        "start_time": start_time,
+        "uptime_seconds": round(uptime, 2),
+        "uptime_hours": round(uptime / 3600.0, 2),
+    }
+    return {
+        "enabled": True,
+        "timestamp": timestamp,
+        "tool_metrics": tool_metrics,
+        "cache_metrics": cache_metrics,
+        "system_metrics": system_metrics,
+        "provider_metrics": provider_metrics,
+    }
+
+
+def disabled_document(timestamp: float) -> dict[str, Any]:
+    """The document when metrics are switched off: ``enabled: false`` and empty sections."""
+    return {
+        "enabled": False,
+        "timestamp": timestamp,
+        "tool_metrics": {},
+        "cache_metrics": {},
+        "system_metrics": {},
+        "provider_metrics": {},
+    }
+
+
+def build_document(
+    data: MetricsData | None,
+    tracker: WindowTracker,
+    *,
+    timestamp: float,
+    start_time: float,
+) -> dict[str, Any]:
+    """Extract, advance the windows (closing a slice), render."""
+    extracted = extract(data)
+    windows = tracker.advance(extracted.cumulative_hists())
+    return render(extracted, windows, timestamp=timestamp, start_time=start_time)
