@@ -1,0 +1,31 @@
+"""Small helpers shared by the tests (real HTTP, real SDK; no mocks of OTel)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+
+def http_request(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None, path: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One request on a fresh connection: (status, lower-cased headers, body)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request(
+            method, path if path is not None else (parts.path or "/"), headers=headers or {}
+        )
+        response = conn.getresponse()
+        body = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+    finally:
+        conn.close()
+
+
+def get_json(url: str, path: str = "/metrics") -> Any:
+    status, _, body = http_request(url, path=path)
+    assert status == 200, (status, body)
+    return json.loads(body)
