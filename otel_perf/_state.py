@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from otel_perf._log import logger, reset_warnings
+from otel_perf._log import logger, reset_warnings, warn_once
 from otel_perf._recorder import Recorder
 from otel_perf._runtime import Metrics
 from otel_perf._settings import Settings, load_settings
@@ -49,6 +49,7 @@ current: Any = BOOTSTRAP
 runtime: Metrics | None = None
 _lock = threading.RLock()
 _atexit_registered = False
+_exiting = False  # set by the atexit hook: late record calls must not start a new server
 
 
 def configure(**overrides: Any) -> Metrics:
@@ -83,8 +84,23 @@ def get_runtime() -> Metrics:
 
 
 def resolve_recorder() -> Recorder | None:
-    """The recorder to use now (configuring first if needed); ``None`` when disabled."""
-    get_runtime()
+    """The recorder to use now (configuring first if needed); ``None`` when disabled.
+
+    This is the implicit configuration of a first record call, so it must never raise: if
+    configuring fails (say, no thread can be started during interpreter shutdown), the call is
+    dropped with one warning.
+    """
+    if _exiting:
+        return None
+    try:
+        get_runtime()
+    except Exception as exc:
+        warn_once(
+            "implicit-configure",
+            "otel-perf: configuring on first use failed (%s); metrics are off",
+            type(exc).__name__,
+        )
+        return None
     target: Recorder | None = current
     return target
 
@@ -109,6 +125,8 @@ def shutdown(timeout_s: float = 5.0) -> None:
 
 
 def _shutdown_at_exit() -> None:
+    global _exiting
+    _exiting = True
     try:
         with _lock:
             active = runtime
@@ -133,6 +151,8 @@ if hasattr(os, "register_at_fork"):
 
 def reset_for_tests() -> None:
     """Shut down and forget everything, including which warnings were already given."""
+    global _exiting
+    _exiting = False
     shutdown(timeout_s=5.0)
     reset_warnings()
 
