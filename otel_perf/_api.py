@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from time import perf_counter
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
@@ -173,8 +173,8 @@ class ToolTracker:
 
     @overload
     def __call__(
-        self, fn: Callable[_P, Awaitable[_R]]
-    ) -> Callable[_P, Awaitable[_R]]: ...  # pragma: no cover
+        self, fn: Callable[_P, Coroutine[Any, Any, _R]]
+    ) -> Callable[_P, Coroutine[Any, Any, _R]]: ...  # pragma: no cover
 
     @overload
     def __call__(self, fn: Callable[_P, _R]) -> Callable[_P, _R]: ...  # pragma: no cover
