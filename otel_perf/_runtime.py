@@ -6,9 +6,12 @@ import json
 import threading
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 from opentelemetry.sdk.metrics import MeterProvider
 
+from otel_perf import _dashboard
+from otel_perf._history import DEFAULT_CAPACITY, DEFAULT_INTERVAL_S, History
 from otel_perf._http import MetricsServer, Request, Response, ServiceUnavailable, json_response
 from otel_perf._log import logger
 from otel_perf._pipeline import Pipeline, Snapshot
@@ -31,11 +34,21 @@ class Metrics:
     True
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        history_size: int = DEFAULT_CAPACITY,
+        history_interval_s: float = DEFAULT_INTERVAL_S,
+    ) -> None:
         self.settings = settings
         self._lock = threading.RLock()
         self._pipeline: Pipeline | None = Pipeline(settings) if settings.enabled else None
         self._server: MetricsServer | None = None
+        #: Recent per-interval samples for trends (``/metrics/history``), filled while serving.
+        self.history = History(
+            lambda: self._pipeline, capacity=history_size, interval_s=history_interval_s
+        )
         self._closed = False
         self._started_wall = time.time()
         if settings.enabled and settings.json_enabled:
@@ -100,7 +113,12 @@ class Metrics:
     # --- HTTP ------------------------------------------------------------------------------------
 
     def routes(self) -> dict[str, Any]:
-        return {"/metrics": self._metrics_route, "/health": self._health_route}
+        return {
+            "/metrics": self._metrics_route,
+            "/health": self._health_route,
+            "/metrics/history": self._history_route,
+            **_dashboard.routes(),
+        }
 
     def _metrics_route(self, _request: Request) -> Response:
         try:
@@ -108,6 +126,15 @@ class Metrics:
         except CollectionError as exc:
             raise ServiceUnavailable from exc
         return Response(200, body)
+
+    def _history_route(self, request: Request) -> Response:
+        # ``?since=<timestamp>`` returns only newer samples, so the page can poll cheaply.
+        since = parse_qs(request.query).get("since", [""])[0]
+        try:
+            after = float(since) if since else None
+        except ValueError:
+            after = None
+        return Response(200, self.history.body(after))
 
     def _health_route(self, _request: Request) -> Response:
         pipeline = self._pipeline
@@ -130,16 +157,17 @@ class Metrics:
             self.routes(),
             cors_origins=settings.cors_origins,
             auth_token=settings.auth_token,
+            public_paths=frozenset({"/health", *_dashboard.PUBLIC_PATHS}),
         )
         try:
             server.start()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # RuntimeError: no new threads at shutdown
             logger.warning(
                 "otel-perf: cannot serve metrics on %s:%s (%s); recording continues, the JSON "
                 "endpoint is off (set METRICS_JSON_PORT to a free port, or 0)",
                 settings.json_host,
                 settings.json_port,
-                exc.strerror or exc,
+                getattr(exc, "strerror", None) or exc,
             )
             return
         if settings.json_host not in ("127.0.0.1", "::1", "localhost") and not settings.auth_token:
@@ -149,6 +177,7 @@ class Metrics:
                 settings.json_host,
             )
         self._server = server
+        self.history.start()
         logger.info("otel-perf: serving metrics on %s/metrics", server.url)
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -170,7 +199,10 @@ class Metrics:
             self._closed = True
             server, self._server = self._server, None
             pipeline = self._pipeline
+        deadline = time.monotonic() + max(timeout_s, 0.0)
         if server is not None:
             server.stop(timeout_s)
+        self.history.stop(timeout_s)
         if pipeline is not None:
-            pipeline.shutdown(timeout_s)
+            # The final export gets what is left of the budget: shutdown() stays within it.
+            pipeline.shutdown(max(deadline - time.monotonic(), 0.0))

@@ -1,0 +1,60 @@
+"""The built-in dashboard: the page on ``GET /`` and its script, style sheet and icon.
+
+The files live in ``otel_perf/static/`` (package data, shipped in the wheel) and are served by
+the metrics endpoint itself, so the page makes no request to any other origin. The page polls
+``./metrics`` and ``./metrics/history`` with relative URLs, so it works on any host, port or
+path prefix.
+
+With ``METRICS_AUTH_TOKEN`` set, these files are public (they contain no data, only code), and
+the data routes keep requiring the token: the page asks for it, keeps it in the tab's
+``sessionStorage`` and sends it as ``Authorization: Bearer``. The responses carry a
+Content-Security-Policy that allows scripts, styles, images and fetches from this origin only
+and no framing, so even a bug that put a hostile tool name into markup could not run it.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Final
+
+from otel_perf._http import Request, Response, Route
+
+_CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_HEADERS: Final = (
+    ("Content-Security-Policy", _CSP),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+)
+
+#: URL path -> (file in otel_perf/static, content type).
+ASSETS: Final = {
+    "/": ("dashboard.html", "text/html; charset=utf-8"),
+    "/static/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
+    "/static/dashboard.css": ("dashboard.css", "text/css; charset=utf-8"),
+    "/static/favicon.svg": ("favicon.svg", "image/svg+xml"),
+}
+
+#: Paths served without the bearer token: code and markup only, never data.
+PUBLIC_PATHS: Final = frozenset(ASSETS)
+
+
+@functools.cache
+def asset(filename: str) -> bytes:
+    """The bytes of one file of ``otel_perf/static`` (read once, then cached)."""
+    return resources.files("otel_perf").joinpath("static").joinpath(filename).read_bytes()
+
+
+def _route(filename: str, content_type: str) -> Route:
+    def serve(_request: Request) -> Response:
+        return Response(200, asset(filename), content_type, _HEADERS)
+
+    return serve
+
+
+def routes() -> dict[str, Route]:
+    """The dashboard's routes, to merge into the endpoint's."""
+    return {path: _route(filename, ctype) for path, (filename, ctype) in ASSETS.items()}
