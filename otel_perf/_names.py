@@ -104,5 +104,9 @@ MCP_DURATION_BUCKETS: Final = (
     300.0,
 )
 
+#: Explicit bucket advice from the GenAI convention for ``gen_ai.client.operation.duration``
+#: (0.01 s doubling to 81.92 s).
+GEN_AI_DURATION_BUCKETS: Final = tuple(round(0.01 * 2**i, 2) for i in range(14))
+
 #: Token-usage bucket advice from the GenAI convention (powers of 4).
 TOKEN_USAGE_BUCKETS: Final = tuple(float(4**i) for i in range(14))

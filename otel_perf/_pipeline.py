@@ -21,6 +21,7 @@ from opentelemetry.sdk.resources import Resource
 
 from otel_perf import _names as n
 from otel_perf._log import logger
+from otel_perf._otlp import Forwarder, shutdown_forwarders, start_forwarders
 from otel_perf._recorder import Recorder
 from otel_perf._settings import Settings
 from otel_perf._singleflight import SingleFlight
@@ -149,6 +150,9 @@ class Pipeline:
         self.windows = WindowTracker(settings.window_size)
         self._snapshot_flight: SingleFlight[Snapshot] = SingleFlight(self._snapshot_now)
         self._closed = False
+        # Push export (OTLP, console) reads this same reader on its own threads: no extra
+        # aggregation on the record path, and no JSON-view window slice is closed by it.
+        self.forwarders: list[Forwarder] = start_forwarders(settings.export, self.collect)
 
     @property
     def start_time(self) -> float:
@@ -173,7 +177,10 @@ class Pipeline:
         if self._closed:
             return
         self._closed = True
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        shutdown_forwarders(self.forwarders, timeout_s)  # the final export happens here
         try:
-            self.meter_provider.shutdown(timeout_millis=timeout_s * 1000.0)
+            remaining_s = max(deadline - time.monotonic(), 0.0)
+            self.meter_provider.shutdown(timeout_millis=remaining_s * 1000.0)
         except Exception as exc:
             logger.warning("otel-perf: error while shutting down the meter provider: %s", exc)

@@ -15,6 +15,8 @@ from otel_perf._history import DEFAULT_CAPACITY, DEFAULT_INTERVAL_S, History
 from otel_perf._http import MetricsServer, Request, Response, ServiceUnavailable, json_response
 from otel_perf._log import logger
 from otel_perf._pipeline import Pipeline, Snapshot
+from otel_perf._prometheus import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
+from otel_perf._prometheus import render as render_prometheus
 from otel_perf._recorder import Recorder
 from otel_perf._settings import Settings
 from otel_perf._version import __version__
@@ -117,8 +119,21 @@ class Metrics:
             "/metrics": self._metrics_route,
             "/health": self._health_route,
             "/metrics/history": self._history_route,
+            "/metrics/prometheus": self._prometheus_route,
             **_dashboard.routes(),
         }
+
+    def _prometheus_route(self, _request: Request) -> Response:
+        # A raw collection: a scrape closes no JSON-view window slice.
+        pipeline = self._pipeline
+        try:
+            body = render_prometheus(pipeline.collect() if pipeline is not None else None)
+        except Exception as exc:
+            logger.warning(
+                "otel-perf: rendering /metrics/prometheus failed: %s", type(exc).__name__
+            )
+            raise ServiceUnavailable from exc
+        return Response(200, body, PROMETHEUS_CONTENT_TYPE)
 
     def _metrics_route(self, _request: Request) -> Response:
         try:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from otel_perf._otlp_settings import ExportSettings, load_export_settings
+
 PERFORMANCE_METRICS_ENABLED: Final = "PERFORMANCE_METRICS_ENABLED"
 """``true``/``false`` (also 1/0, yes/no, on/off). Default ``true``. ``false`` turns every record
 call into a near-free no-op and starts no server and no export."""
@@ -82,6 +84,8 @@ class Settings:
     max_models: int = 200
     max_caches: int = 100
     max_error_types: int = 50
+    #: Push export (OTLP, console) from the standard ``OTEL_*`` variables; see _otlp_settings.
+    export: ExportSettings = dataclasses.field(default_factory=ExportSettings)
 
 
 _T = TypeVar("_T")
@@ -182,6 +186,7 @@ _OVERRIDE_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
     "max_models": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
     "max_caches": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
     "max_error_types": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
+    "export": lambda v: isinstance(v, ExportSettings),
 }
 
 
@@ -235,6 +240,9 @@ def load_settings(
                 f"{OTEL_SDK_DISABLED}={_shorten(sdk_disabled)!r} is invalid; "
                 "using the default False"
             )
+
+    values["export"], export_warnings = load_export_settings(environ)
+    warnings.extend(export_warnings)
 
     for field, value in (overrides or {}).items():
         check = _OVERRIDE_CHECKS.get(field)
