@@ -38,6 +38,10 @@ _CACHEABLE_NAME_LENGTH: Final = 256
 #: GenAI operation names (chat, embeddings, ...) are few by nature; this caps hostile input.
 _MAX_OPERATIONS: Final = 16
 
+#: MCP method names (``tools/list``, ``initialize``, custom ones) are few by nature too; the
+#: integrations already fold unknown methods into ``_OTHER``, this caps whatever is left.
+_MAX_METHODS: Final = 64
+
 
 def _warn_dropped(kind: str, exc: BaseException) -> None:
     warn_once(
@@ -129,6 +133,8 @@ class Recorder:
         self._caches = NameRegistry("cache", settings.max_caches)
         self._error_types = NameRegistry("error type", settings.max_error_types)
         self._operations = NameRegistry("operation", _MAX_OPERATIONS)
+        self._methods = NameRegistry("MCP method", _MAX_METHODS)
+        self._request_attrs: dict[tuple[object, object], Attrs] = {}
 
         # Attribute dicts, built once per series and never mutated afterwards.
         self._tool_ok: dict[object, Attrs] = {}
@@ -241,6 +247,36 @@ class Recorder:
             self.record_tool_seconds(tool_name, float(latency_ms) / 1000.0, error)
         except Exception as exc:
             _warn_dropped("tool", exc)
+
+    def record_request_seconds(
+        self, method: object, seconds: float, error_type: object | None
+    ) -> None:
+        """Record one finished MCP request other than ``tools/call`` (e.g. ``tools/list``).
+
+        ``error_type=None`` means it succeeded. The attribute dict of each (method, error)
+        pair is built once and cached, so this is one dict lookup and one SDK record.
+        """
+        try:
+            value = clean_seconds(seconds, "request")
+            if value is None:
+                return
+            key = (method, error_type)
+            attrs = self._request_attrs.get(key)
+            if attrs is None:
+                attrs = self._request_series(method, error_type)
+            self._tool_duration.record(value, attrs)
+        except Exception as exc:
+            _warn_dropped("request", exc)
+
+    def _request_series(self, method: object, error_type: object | None) -> Attrs:
+        name = self._methods.resolve(method)
+        attrs = {n.MCP_METHOD_NAME: name}
+        if error_type is not None:
+            attrs[n.ERROR_TYPE] = self._error_types.resolve(error_type)
+        cacheable = _cacheable(method) and (error_type is None or _cacheable(error_type))
+        if cacheable and name == method and attrs.get(n.ERROR_TYPE, error_type) == error_type:
+            self._request_attrs[(method, error_type)] = attrs
+        return attrs
 
     def request_started(self) -> None:
         with self._lock:
