@@ -107,7 +107,8 @@ async def open_target(kind: str, transport: str, tmp_path: Path) -> AsyncIterato
     if transport == "stdio":
         url_file = tmp_path / f"{kind}-url.txt"
         env = child_env({"OTEL_PERF_TEST_URL_FILE": str(url_file)})
-        client_arg = stdio_target(kind, [str(HERE / "stdio_server.py"), kind], env)
+        command = [sys.executable, str(HERE / "stdio_server.py"), kind]
+        client_arg = stdio_target(kind, command, env)
 
         async def read() -> dict[str, Any]:
             base = await wait_for_file(url_file)
@@ -140,15 +141,15 @@ def instrument(kind: str, server: Any) -> None:
         otel_perf.mcp.instrument(server)
 
 
-def stdio_target(kind: str, args: list[str], env: dict[str, str]) -> Any:
-    """What a client of ``kind``'s family needs to spawn ``python ARGS`` as a stdio server."""
+def stdio_target(kind: str, command: list[str], env: dict[str, str]) -> Any:
+    """What a client of ``kind``'s family needs to spawn ``command`` as a stdio server."""
     if kind == "fastmcp":
         from fastmcp.client.transports import StdioTransport
 
-        return StdioTransport(command=sys.executable, args=args, env=env, keep_alive=False)
+        return StdioTransport(command=command[0], args=command[1:], env=env, keep_alive=False)
     from mcp import StdioServerParameters
 
-    return StdioServerParameters(command=sys.executable, args=args, env=env)
+    return StdioServerParameters(command=command[0], args=command[1:], env=env)
 
 
 @asynccontextmanager
