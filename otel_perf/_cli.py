@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from otel_perf._version import __version__
 
 #: Modules that provide a subcommand through ``add_parser(subparsers)``; each sets ``func``.
-COMMAND_MODULES = ("otel_perf._demo", "otel_perf._run_cmd")
+COMMAND_MODULES = ("otel_perf._demo", "otel_perf._top", "otel_perf._run_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
