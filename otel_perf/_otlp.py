@@ -15,6 +15,7 @@ returns within its timeout whatever the receiver does.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class ExportStatus:
     in_flight: bool
     last_success_unix: float | None
     last_error: str | None
+    last_duration_s: float | None
 
 
 class Forwarder:
@@ -85,6 +87,7 @@ class Forwarder:
         self._in_flight = False
         self._last_success: float | None = None
         self._last_error: str | None = None
+        self._last_duration: float | None = None
         # Daemon: a host that exits without shutdown() must not hang on a stuck export. The
         # atexit hook calls shutdown(), which makes the final export before that matters.
         self._thread = threading.Thread(
@@ -120,6 +123,7 @@ class Forwarder:
             return False
         with self._lock:
             self._in_flight = True
+        started = time.monotonic()
         try:
             result = self._exporter.export(batch, timeout_millis=self._timeout_s * 1000.0)
         except Exception as exc:  # an exporter must not raise, but one that does is a failure
@@ -130,6 +134,7 @@ class Forwarder:
         finally:
             with self._lock:
                 self._in_flight = False
+                self._last_duration = time.monotonic() - started
         if result is not MetricExportResult.SUCCESS:
             self._failed(error)
             return False
@@ -175,6 +180,7 @@ class Forwarder:
                 in_flight=self._in_flight,
                 last_success_unix=self._last_success,
                 last_error=self._last_error,
+                last_duration_s=self._last_duration,
             )
 
     def request_stop(self) -> None:
@@ -230,7 +236,8 @@ def _otlp_exporter(settings: ExportSettings) -> MetricExporter:
 
 
 def _console_exporter() -> MetricExporter:
-    return ConsoleMetricExporter()
+    # sys.stdout as it is now, not as it was when the SDK module was imported (its default).
+    return ConsoleMetricExporter(out=sys.stdout)
 
 
 def start_forwarders(settings: ExportSettings, collect: Collect) -> list[Forwarder]:
