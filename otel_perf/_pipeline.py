@@ -19,6 +19,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 
+from otel_perf import _cache_sources
 from otel_perf import _names as n
 from otel_perf._log import logger
 from otel_perf._otlp import Forwarder, shutdown_forwarders, start_forwarders
@@ -147,6 +148,8 @@ class Pipeline:
             **kwargs,
         )
         self.recorder = Recorder(self.meter_provider.get_meter(n.METER_NAME, __version__), settings)
+        # functools.lru_cache statistics, read at collect time (see otel_perf._cache_sources)
+        _cache_sources.attach(self.meter_provider)
         self.windows = WindowTracker(settings.window_size)
         self._snapshot_flight: SingleFlight[Snapshot] = SingleFlight(self._snapshot_now)
         self._closed = False

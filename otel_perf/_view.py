@@ -187,6 +187,9 @@ def _cache(out: Extracted, point: object) -> CacheTotals | None:
 
 
 def _on_cache_requests(out: Extracted, point: object) -> None:
+    # Points of this name come from two scopes of one provider: the synchronous counter
+    # (instrument_cache, record_cache_*) and the observable one read from lru_cache statistics
+    # (otel_perf._cache_sources). Same name, unit and attributes, so they are summed here.
     totals = _cache(out, point)
     if totals is None or not isinstance(point, NumberDataPoint):
         return
