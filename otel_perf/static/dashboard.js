@@ -506,10 +506,15 @@
       tr.appendChild(el("td", "p99", fmtMs(provider.p99_latency_ms)));
       tr.appendChild(el("td", "tokens", fmtInt(provider.input_tokens) + " / " + fmtInt(provider.output_tokens)));
       tr.appendChild(errorsCell(provider.error_types));
-      const models = Object.entries(provider.models || {})
-        .map(([model, m]) => model + " (" + fmtInt(m.total_calls) + ", p95 " + fmtMs(m.p95_latency_ms) + ")")
-        .join(", ");
-      tr.appendChild(el("td", "text models", models || "–"));
+      const models = el("td", "text models");
+      for (const [model, m] of Object.entries(provider.models || {})) {
+        const item = el("span", "model");
+        item.appendChild(el("span", "model-name", model));
+        item.appendChild(el("span", "model-stats", fmtInt(m.total_calls) + " calls · p95 " + fmtMs(m.p95_latency_ms) + " ms"));
+        models.appendChild(item);
+      }
+      if (!models.childNodes.length) models.textContent = "–";
+      tr.appendChild(models);
       fragment.appendChild(tr);
     }
     if (!providers.length) {
