@@ -8,8 +8,13 @@ fixed pool of worker threads. Thread count is therefore fixed: one loop thread p
 ``max_workers``.
 
 Routes are plain callables ``(Request) -> Response`` run on the worker pool; they may block.
-A route that raises yields a JSON 500 (or 503 for :class:`ServiceUnavailable`) whose body never
-contains exception text.
+Routes listed in ``inline_paths`` (``/health`` by default) must not block: they run on the loop
+itself, so liveness answers at once even while every worker is busy or stuck. A route that
+raises yields a JSON 500 (or 503 for :class:`ServiceUnavailable`, or for a route that takes
+longer than ``route_timeout_s``) whose body never contains exception text.
+
+Everything a client can send is answered with a 4xx or cut off by a deadline: a malformed or
+oversized head, an unknown method, a bad request target, a head that trickles in.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
+import re
 import socket
 import threading
 from collections.abc import Callable, Mapping
@@ -28,6 +35,12 @@ from typing import Any, Final
 from otel_perf._log import logger
 
 MAX_HEAD_BYTES: Final = 64 * 1024
+MAX_TARGET_LENGTH: Final = 8192
+#: After an error answer, how long (and how many bytes) the rest of the client's input is read
+#: and thrown away before closing: closing a socket with unread input makes the kernel send a
+#: reset, which can destroy the answer before the client has read it.
+LINGER_S: Final = 1.0
+LINGER_MAX_BYTES: Final = 1024 * 1024
 ALLOWED_METHODS: Final = "GET, HEAD, OPTIONS"
 _REASONS: Final = {
     200: "OK",
@@ -45,8 +58,15 @@ _REASONS: Final = {
     503: "Service Unavailable",
     505: "HTTP Version Not Supported",
 }
-_KNOWN_METHODS: Final = frozenset(
-    {"GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH", "TRACE", "CONNECT"}
+# What a connection does after a request.
+_KEEP_OPEN: Final = 0
+_CLOSE: Final = 1
+_LINGER: Final = 2  # close, but drain the client's unread input first (see LINGER_S)
+_MAX_BLANK_BYTES: Final = 8
+_ABORT: Final = 3  # drop at once, unsent output included (the client is gone or not reading)
+_CONTROL_IN_VALUE: Final = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN_CHARS: Final = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
 
 
@@ -87,6 +107,45 @@ def normalize_path(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether binding ``host`` keeps the endpoint on this machine (no name resolution).
+
+    ``localhost`` and every loopback address (``127.0.0.0/8``, ``::1``, an IPv4-mapped
+    ``::ffff:127.x.y.z``) count; wildcards (``0.0.0.0``, ``::``), other addresses and other
+    host names do not, since a name can resolve to anything.
+
+    >>> [is_loopback_host(h) for h in ("127.0.0.5", "::1", "localhost", "0.0.0.0", "::")]
+    [True, True, True, False, False]
+    """
+    value = host.strip()
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    if value.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def exposure_warning(host: str, auth_token: str | None) -> str | None:
+    """The warning to log when the endpoint would serve beyond this machine without a token.
+
+    >>> exposure_warning("127.0.0.1", None) is None, exposure_warning("0.0.0.0", "t") is None
+    (True, True)
+    """
+    if auth_token or is_loopback_host(host):
+        return None
+    return (
+        f"otel-perf: WARNING: the metrics endpoint listens on {host}, beyond this machine, "
+        "without METRICS_AUTH_TOKEN: anyone who can reach it can read your metrics. Set "
+        "METRICS_AUTH_TOKEN, or METRICS_JSON_HOST=127.0.0.1 to keep it local."
+    )
+
+
 class MetricsServer:
     """Serve ``routes`` on ``host:port`` until :meth:`stop`.
 
@@ -105,9 +164,11 @@ class MetricsServer:
         cors_origins: tuple[str, ...] = ("*",),
         auth_token: str | None = None,
         public_paths: frozenset[str] = frozenset({"/health"}),
+        inline_paths: frozenset[str] = frozenset({"/health"}),
         max_workers: int = 4,
         head_timeout_s: float = 10.0,
         idle_timeout_s: float = 15.0,
+        route_timeout_s: float = 10.0,
         max_connections: int = 1024,
     ) -> None:
         self.host = host
@@ -116,10 +177,13 @@ class MetricsServer:
         self._cors_origins = cors_origins
         self._auth_token = auth_token.encode() if auth_token else None
         self._public_paths = public_paths
+        self._inline_paths = inline_paths
         self._max_workers = max_workers
         self._head_timeout_s = head_timeout_s
         self._idle_timeout_s = idle_timeout_s
+        self._route_timeout_s = route_timeout_s
         self._max_connections = max_connections
+        self._stopping = False
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -178,6 +242,10 @@ class MetricsServer:
             ready.set()
             loop.run_forever()
         finally:
+            # Connections accepted while stopping may still be pending: end them (which closes
+            # their sockets) before the loop goes, as asyncio.run() does.
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(_cancel_until_done(asyncio.all_tasks(loop), 2.0))
             with contextlib.suppress(Exception):
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
@@ -200,12 +268,10 @@ class MetricsServer:
         self._loop = self._thread = self._pool = self._sock = None
 
     async def _close(self) -> None:
+        self._stopping = True
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.wait(list(self._connections), timeout=2.0)
+        await _cancel_until_done(self._connections, timeout_s=2.0)
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=2.0)
@@ -220,54 +286,69 @@ class MetricsServer:
             writer.close()
             return
         self._connections.add(task)
+        after = _CLOSE
         try:
+            if self._stopping:
+                return
             if len(self._connections) > self._max_connections:
                 await self._send(writer, _error(503, "too many connections"), "GET", None, False)
+                after = _LINGER
                 return
-            keep_alive = True
+            after = _KEEP_OPEN
             first = True
-            while keep_alive:
+            while after == _KEEP_OPEN:
                 timeout = self._head_timeout_s if first else self._idle_timeout_s
-                keep_alive = await self._one_request(reader, writer, timeout)
+                after = await self._one_request(reader, writer, timeout)
                 first = False
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
+            after = _ABORT
         except Exception:  # never let a connection's failure reach the loop's error handler
+            # Mostly a send deadline: a client that does not read what it asked for.
+            after = _ABORT
             logger.debug("otel-perf: connection failed", exc_info=True)
         finally:
+            # Still listed while closing, so that stop() waits for (and cancels) the close too.
+            await _finish(reader, writer, _CLOSE if self._stopping and after == _LINGER else after)
             self._connections.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
 
     async def _one_request(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
-    ) -> bool:
-        """Serve one request; return whether the connection stays open for another."""
+    ) -> int:
+        """Serve one request; return what the connection does next (_KEEP_OPEN, ...)."""
         try:
             # Waiting for the first byte is idleness, not an error: close quietly.
             first = await asyncio.wait_for(reader.readexactly(1), timeout)
         except (asyncio.TimeoutError, asyncio.IncompleteReadError):
-            return False
+            return _CLOSE
+        loop = asyncio.get_running_loop()
+        # Once a request has begun, its whole head must arrive within one deadline, so a client
+        # that trickles bytes (slowloris) is cut off instead of holding on for ever.
+        deadline = loop.time() + self._head_timeout_s
         try:
-            # Once a request has begun, its whole head must arrive within one deadline, so a
-            # client that trickles bytes (slowloris) is cut off instead of holding on forever.
+            # Empty lines before a request line are to be ignored (RFC 9112, 2.2); a few.
+            blank = 0
+            while first in (b"\r", b"\n"):
+                blank += 1
+                if blank > _MAX_BLANK_BYTES:
+                    await self._send(writer, _error(400, "bad request"), "GET", None, False)
+                    return _LINGER
+                first = await asyncio.wait_for(reader.readexactly(1), deadline - loop.time())
             head = first + await asyncio.wait_for(
-                reader.readuntil(b"\r\n\r\n"), self._head_timeout_s
+                reader.readuntil(b"\r\n\r\n"), deadline - loop.time()
             )
         except asyncio.TimeoutError:
             await self._send(writer, _error(408, "request timeout"), "GET", None, False)
-            return False
+            return _LINGER
         except asyncio.LimitOverrunError:
             await self._send(writer, _error(431, "request head too large"), "GET", None, False)
-            return False
+            return _LINGER
         except asyncio.IncompleteReadError:
-            return False
+            return _CLOSE
 
         parsed = _parse_head(head)
         if isinstance(parsed, Response):
             await self._send(writer, parsed, "GET", None, False)
-            return False
+            return _LINGER
         method, target, version, headers = parsed
         path, _, query = target.partition("?")
         path = normalize_path(path)
@@ -282,42 +363,51 @@ class MetricsServer:
             "0",
             "",
         )
-        if has_body:
-            keep_alive = False  # we never read request bodies; closing avoids desync
-
         response = await self._dispatch(request)
-        await self._send(writer, response, method, origin, keep_alive)
-        return keep_alive
+        await self._send(writer, response, method, origin, keep_alive and not has_body)
+        if has_body:
+            return _LINGER  # we never read request bodies; closing avoids desync
+        return _KEEP_OPEN if keep_alive else _CLOSE
+
+    def _authorized(self, request: Request) -> bool:
+        if self._auth_token is None or request.path in self._public_paths:
+            return True
+        supplied = request.headers.get("authorization", "")
+        scheme, _, token = supplied.partition(" ")
+        # compare_digest takes as long for a wrong token as for a right one of the same length,
+        # so response timing does not reveal how much of a guess was right.
+        matches = hmac.compare_digest(token.strip().encode(errors="replace"), self._auth_token)
+        return scheme.lower() == "bearer" and matches
 
     async def _dispatch(self, request: Request) -> Response:
-        route = self.routes.get(request.path)
         if request.method == "OPTIONS":
+            # Browsers send preflights without credentials, so they cannot require the token.
             return Response(204, b"", "", (("Allow", ALLOWED_METHODS),))
+        if not self._authorized(request):
+            # Before the 404, so that without the token nobody learns which paths exist.
+            response = _error(401, "unauthorized")
+            return Response(
+                401,
+                response.body,
+                response.content_type,
+                (("WWW-Authenticate", 'Bearer realm="otel-perf"'),),
+            )
+        route = self.routes.get(request.path)
         if route is None:
             return _error(404, "not found")
         if request.method not in ("GET", "HEAD"):
-            status = 405 if request.method in _KNOWN_METHODS else 501
-            response = _error(status, "method not allowed")
+            # 405 for every other method, known or not: the client's request is what is wrong.
+            response = _error(405, "method not allowed")
             return Response(
-                status, response.body, response.content_type, (("Allow", ALLOWED_METHODS),)
+                405, response.body, response.content_type, (("Allow", ALLOWED_METHODS),)
             )
-        if self._auth_token is not None and request.path not in self._public_paths:
-            supplied = request.headers.get("authorization", "")
-            scheme, _, token = supplied.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                token.strip().encode(errors="replace"), self._auth_token
-            ):
-                response = _error(401, "unauthorized")
-                return Response(
-                    401,
-                    response.body,
-                    response.content_type,
-                    (("WWW-Authenticate", 'Bearer realm="otel-perf"'),),
-                )
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, route, request)
-        except ServiceUnavailable:
+            if request.path in self._inline_paths:
+                return route(request)
+            loop = asyncio.get_running_loop()
+            work = loop.run_in_executor(self._pool, route, request)
+            return await asyncio.wait_for(work, self._route_timeout_s)
+        except (ServiceUnavailable, asyncio.TimeoutError):
             return _error(503, "metrics temporarily unavailable")
         except Exception:
             logger.exception("otel-perf: the handler for %s failed", request.path)
@@ -364,6 +454,57 @@ class MetricsServer:
         await asyncio.wait_for(writer.drain(), timeout=self._head_timeout_s)
 
 
+async def _cancel_until_done(tasks: set[asyncio.Task[None]], timeout_s: float) -> None:
+    """Cancel ``tasks`` (a live set: new members are cancelled too) until all are done.
+
+    Cancelling again matters: on Python 3.11, ``wait_for`` swallows a cancellation that
+    arrives just as the awaited read completes, and the task would go on serving.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while (pending := [task for task in tasks if not task.done()]) and (
+        remaining := deadline - loop.time()
+    ) > 0:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=min(0.1, remaining))
+
+
+async def _finish(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, how: int) -> None:
+    """Close a connection so that its socket is released whatever the client does."""
+    if how == _LINGER:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await _linger(reader, writer)
+    if how == _ABORT:
+        writer.transport.abort()
+        return
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
+    except (Exception, asyncio.CancelledError):
+        # close() waits for unsent output to go out; a client that stopped reading would keep
+        # the socket open for ever, so after a moment the connection is dropped.
+        writer.transport.abort()
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close, then read and discard the client's input for a moment (see LINGER_S)."""
+    with contextlib.suppress(Exception):
+        if writer.can_write_eof():
+            writer.write_eof()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LINGER_S
+        discarded = 0
+        while discarded < LINGER_MAX_BYTES:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            chunk = await asyncio.wait_for(reader.read(64 * 1024), remaining)
+            if not chunk:
+                break
+            discarded += len(chunk)
+
+
 def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]] | Response:
     try:
         text = head.decode("latin-1")
@@ -377,19 +518,26 @@ def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]] | Response:
     if not method.isalpha() or not method.isupper() or len(method) > 16:
         return _error(400, "bad method")
     if version not in ("HTTP/1.1", "HTTP/1.0"):
-        if version.startswith("HTTP/"):
-            return _error(505, "HTTP version not supported")
-        return _error(400, "bad request line")
+        # 400 rather than 505: a version we do not speak is the client's error to fix.
+        return _error(400, "unsupported HTTP version")
+    if len(target) > MAX_TARGET_LENGTH:
+        return _error(414, "request target too long")
     if not target.startswith("/") and target != "*":
         return _error(400, "bad request target")
-    if len(target) > 8192:
-        return _error(414, "request target too long")
+    # Only visible ASCII is valid in a request target (anything else must be percent-encoded).
+    if not target.isascii() or not target.isprintable() or " " in target:
+        return _error(400, "bad request target")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if not line:
             continue
         name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or " " in name:
+        if not sep or not name or not _TOKEN_CHARS.issuperset(name):
             return _error(400, "bad header")
-        headers[name.lower()] = value.strip()
+        value = value.strip(" \t")
+        # A stray CR, NUL or other control character in a value is how header injection and
+        # request smuggling start; refuse the request rather than guess.
+        if _CONTROL_IN_VALUE.search(value):
+            return _error(400, "bad header")
+        headers[name.lower()] = value
     return method, target, version, headers

@@ -12,7 +12,14 @@ from opentelemetry.sdk.metrics import MeterProvider
 
 from otel_perf import _dashboard
 from otel_perf._history import DEFAULT_CAPACITY, DEFAULT_INTERVAL_S, History
-from otel_perf._http import MetricsServer, Request, Response, ServiceUnavailable, json_response
+from otel_perf._http import (
+    MetricsServer,
+    Request,
+    Response,
+    ServiceUnavailable,
+    exposure_warning,
+    json_response,
+)
 from otel_perf._log import logger
 from otel_perf._pipeline import Pipeline, Snapshot
 from otel_perf._prometheus import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
@@ -185,12 +192,9 @@ class Metrics:
                 getattr(exc, "strerror", None) or exc,
             )
             return
-        if settings.json_host not in ("127.0.0.1", "::1", "localhost") and not settings.auth_token:
-            logger.warning(
-                "otel-perf: the metrics endpoint listens on %s, beyond this machine, without "
-                "METRICS_AUTH_TOKEN: anyone who can reach it can read your metrics",
-                settings.json_host,
-            )
+        exposed = exposure_warning(settings.json_host, settings.auth_token)
+        if exposed is not None:
+            logger.warning("%s", exposed)
         self._server = server
         self.history.start()
         logger.info("otel-perf: serving metrics on %s/metrics", server.url)
