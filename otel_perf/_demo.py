@@ -1,101 +1,294 @@
-"""``otel-perf demo``: a synthetic workload through the public API, served live on the endpoint.
+"""``otel-perf demo``: a real MCP server under a real client load, with its metrics served live.
 
-Four worker threads call five pretend tools for a while: a fast one, a slow one with a wide
-latency spread, a flaky one that fails with two error types, one behind a cache, and one that
-calls a simulated LLM provider. The JSON endpoint serves the numbers while it runs; at the end a
-summary table is printed.
+What runs, all on 127.0.0.1 in this process:
+
+- an ``mcp`` 2.x ``MCPServer`` over streamable HTTP (uvicorn, a free port), instrumented with
+  :func:`otel_perf.mcp.instrument`. Its tools: ``search`` (fast; normalises queries through a
+  ``functools.lru_cache`` observed with ``observe_lru_cache``), ``summarize`` (slow, wide
+  latency spread), ``flaky_fetch`` (fails with ``TimeoutError`` or ``ValueError``),
+  ``cached_lookup`` (behind an instrumented ``cachetools.TTLCache``) and ``ask_llm`` (calls a
+  simulated LLM provider through ``track_provider``, which sometimes fails);
+- a load generator: ``--concurrency`` real ``mcp.Client`` connections calling the tools for
+  ``--duration`` seconds or ``--calls`` calls, half of them handshake-era (``mode="legacy"``)
+  sessions so active sessions show, half stateless 2026-era clients;
+- the otel-perf endpoint (``--port``, default 9109) throughout, and until Ctrl-C with
+  ``--serve``; OTLP export too when the environment configures it.
+
+A progress bar shows the load; a per-tool summary table is printed at the end. Needs the
+``demo`` extra (``pip install 'otel-perf[demo]'``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import functools
+import logging
 import math
 import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import otel_perf
 
+#: The tool mix of the load generator: (tool, weight).
+TOOL_MIX: tuple[tuple[str, int], ...] = (
+    ("search", 35),
+    ("summarize", 15),
+    ("flaky_fetch", 20),
+    ("cached_lookup", 20),
+    ("ask_llm", 10),
+)
 
-class _Workload:
+DEFAULT_DURATION_S = 12.0
+DEFAULT_CONCURRENCY = 4
+
+
+def _missing_extra(exc: ImportError) -> int:
+    print(
+        f"otel-perf demo needs the demo extra ({exc.name or exc} is missing): "
+        "pip install 'otel-perf[demo]'",
+        file=sys.stderr,
+    )
+    return 2
+
+
+# --- the server --------------------------------------------------------------------------------
+
+
+class _Latency:
+    """Thread-safe lognormal latencies from one seeded generator."""
+
     def __init__(self, seed: int) -> None:
         self._rng = random.Random(seed)
-        self._rng_lock = threading.Lock()
-        self._cache: dict[int, str] = {}
-        self._cache_lock = threading.Lock()
-        self.tools: dict[str, Callable[[], None]] = {
-            "search": self.search,
-            "summarize": self.summarize,
-            "flaky_fetch": self.flaky_fetch,
-            "cached_lookup": self.cached_lookup,
-            "ask_llm": self.ask_llm,
-        }
+        self._lock = threading.Lock()
 
-    def _lognormal_s(self, median_ms: float, sigma: float) -> float:
-        with self._rng_lock:
+    def seconds(self, median_ms: float, sigma: float) -> float:
+        with self._lock:
             return self._rng.lognormvariate(math.log(median_ms / 1000.0), sigma)
 
-    def _uniform(self) -> float:
-        with self._rng_lock:
+    def uniform(self) -> float:
+        with self._lock:
             return self._rng.random()
 
-    def search(self) -> None:
-        time.sleep(self._lognormal_s(3.0, 0.3))
 
-    def summarize(self) -> None:
-        time.sleep(self._lognormal_s(40.0, 0.9))
+def build_server(seed: int) -> Any:
+    """The demo's ``MCPServer`` with its five tools, instrumented."""
+    import cachetools  # noqa: PLC0415 - optional: the demo extra
+    from mcp.server import MCPServer  # noqa: PLC0415
 
-    def flaky_fetch(self) -> None:
-        time.sleep(self._lognormal_s(8.0, 0.5))
-        roll = self._uniform()
+    import otel_perf.mcp  # noqa: PLC0415
+    from otel_perf.caches import instrument_cache, observe_lru_cache  # noqa: PLC0415
+
+    latency = _Latency(seed)
+    # Failing tools are part of the show; the SDK would log each with a full traceback.
+    logging.getLogger("mcp.server.mcpserver.server").setLevel(logging.CRITICAL)
+    server = MCPServer("otel-perf-demo", log_level="CRITICAL")
+
+    @functools.lru_cache(maxsize=64)
+    def normalize(query: str) -> str:
+        return " ".join(query.lower().split())
+
+    observe_lru_cache(normalize, "query_normalizer")
+
+    lookup_cache: Any = instrument_cache(cachetools.TTLCache(maxsize=30, ttl=3.0), "lookup_cache")
+
+    @cachetools.cached(lookup_cache, lock=threading.Lock())
+    def lookup(key: int) -> str:
+        time.sleep(latency.seconds(15.0, 0.4))  # the slow backend the cache saves
+        return f"value-{key}"
+
+    @server.tool()
+    async def search(query: str) -> str:
+        """Fast: a few milliseconds."""
+        await asyncio.sleep(latency.seconds(3.0, 0.3))
+        return f"results for {normalize(query)!r}"
+
+    @server.tool()
+    async def summarize(text: str) -> str:
+        """Slow, with a wide latency spread."""
+        await asyncio.sleep(latency.seconds(40.0, 0.9))
+        return text[:20]
+
+    @server.tool()
+    async def flaky_fetch(url: str) -> str:
+        """Fails now and then, two ways."""
+        await asyncio.sleep(latency.seconds(8.0, 0.5))
+        roll = latency.uniform()
         if roll < 0.10:
             raise TimeoutError("upstream timed out")
         if roll < 0.15:
             raise ValueError("upstream sent garbage")
+        return f"fetched {url}"
 
-    def cached_lookup(self) -> None:
-        key = int(self._uniform() * 40)
-        with self._cache_lock:
-            value = self._cache.get(key)
-            if value is None:
-                otel_perf.record_cache_miss("lookup_cache")
-                if len(self._cache) >= 30:
-                    self._cache.pop(next(iter(self._cache)))
-                    otel_perf.record_cache_eviction("lookup_cache")
-            else:
-                otel_perf.record_cache_hit("lookup_cache")
-        if value is None:
-            time.sleep(self._lognormal_s(15.0, 0.4))
-            with self._cache_lock:
-                self._cache[key] = f"value-{key}"
+    @server.tool()
+    def cached_lookup(key: int) -> str:
+        """Behind an instrumented cachetools TTL cache (sync: runs in a worker thread)."""
+        return lookup(key)
 
-    def ask_llm(self) -> None:
-        model = "sim-large" if self._uniform() < 0.3 else "sim-small"
+    @server.tool()
+    async def ask_llm(prompt: str) -> str:
+        """Calls a simulated LLM provider (tracked with track_provider)."""
+        model = "sim-large" if latency.uniform() < 0.3 else "sim-small"
         with otel_perf.track_provider("simulated-llm", model=model) as call:
-            time.sleep(self._lognormal_s(60.0 if model == "sim-large" else 20.0, 0.5))
-            if self._uniform() < 0.05:
+            await asyncio.sleep(latency.seconds(60.0 if model == "sim-large" else 20.0, 0.5))
+            if latency.uniform() < 0.05:
                 raise ConnectionError("provider unavailable")
-            call.set_tokens(input_tokens=int(200 * self._uniform()) + 20, output_tokens=50)
+            call.set_tokens(input_tokens=len(prompt) + 20, output_tokens=50)
+        return f"{model} says hello"
+
+    return otel_perf.mcp.instrument(server)
 
 
-def _worker(workload: _Workload, deadline: float, stop: threading.Event, seed: int) -> None:
-    rng = random.Random(seed)
-    names = list(workload.tools)
-    with otel_perf.track_session():  # each worker plays one connected client session
-        while time.monotonic() < deadline and not stop.is_set():
-            name = rng.choice(names)
-            try:
-                with otel_perf.track_tool(name):
-                    workload.tools[name]()
-            except Exception:  # the demo's failures are recorded by track_tool; keep going
-                continue
+@contextlib.contextmanager
+def serve_http(app: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1 (a free port) in a thread; yields its base URL."""
+    import uvicorn  # noqa: PLC0415 - optional: the demo extra
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    # A daemon thread: if uvicorn hangs on exit, it must not keep the process alive.
+    thread = threading.Thread(target=server.run, name="otel-perf-demo-mcp", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30.0
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the demo's MCP server did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10.0)
+
+
+# --- the load ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """How much load: ``calls`` tool calls if set, else ``duration_s`` seconds."""
+
+    duration_s: float
+    calls: int | None
+    concurrency: int
+    seed: int
+
+
+class _Budget:
+    """Hands out call slots to the workers until the plan is exhausted (one event loop)."""
+
+    def __init__(self, plan: LoadPlan) -> None:
+        self.calls = plan.calls
+        self.deadline = time.monotonic() + plan.duration_s
+        self.issued = 0
+        self.done = 0
+
+    def take(self) -> bool:
+        if self.calls is not None:
+            if self.issued >= self.calls:
+                return False
+        elif time.monotonic() >= self.deadline:
+            return False
+        self.issued += 1
+        return True
+
+
+def _arguments(tool: str, rng: random.Random) -> dict[str, Any]:
+    if tool == "search":
+        return {"query": rng.choice(["MCP servers", "  OpenTelemetry ", "latency p99", "cache"])}
+    if tool == "summarize":
+        return {"text": "a long document " * rng.randint(1, 20)}
+    if tool == "flaky_fetch":
+        return {"url": f"https://example.invalid/{rng.randint(1, 100)}"}
+    if tool == "cached_lookup":
+        return {"key": rng.randint(0, 39)}
+    return {"prompt": "why is the sky blue? " * rng.randint(1, 5)}
+
+
+async def _worker(url: str, mode: str, budget: _Budget, rng: random.Random) -> None:
+    from mcp import Client, MCPError  # noqa: PLC0415
+
+    tools = [name for name, _ in TOOL_MIX]
+    weights = [weight for _, weight in TOOL_MIX]
+    async with Client(url, mode=mode) as client:
+        while budget.take():
+            tool = rng.choices(tools, weights)[0]
+            # a failed call is counted by the server; the load goes on
+            with contextlib.suppress(MCPError):
+                await client.call_tool(tool, _arguments(tool, rng))
+            budget.done += 1
+
+
+async def drive(url: str, plan: LoadPlan, on_progress: Callable[[int], None]) -> int:
+    """Run the load against ``url``; returns the number of calls made."""
+    budget = _Budget(plan)
+    workers = [
+        asyncio.create_task(
+            _worker(url, "legacy" if i % 2 == 0 else "auto", budget, random.Random(plan.seed + i))
+        )
+        for i in range(plan.concurrency)
+    ]
+    try:
+        while not all(worker.done() for worker in workers):
+            on_progress(budget.done)
+            await asyncio.wait(workers, timeout=0.2)
+        on_progress(budget.done)
+        for worker in workers:
+            worker.result()  # a client that could not connect is the demo's failure
+    finally:
+        for worker in workers:
+            worker.cancel()
+    return budget.done
+
+
+@contextlib.contextmanager
+def _progress(plan: LoadPlan, out: TextIO) -> Iterator[Callable[[int], None]]:
+    """A progress callback: a rich progress bar when rich is installed, plain lines otherwise."""
+    start = time.monotonic()
+    try:
+        from rich.console import Console  # noqa: PLC0415 - optional
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415
+    except ImportError:
+
+        def plain(done: int) -> None:
+            print(f"\r{done:>7} calls, {time.monotonic() - start:5.1f} s", end="", file=out)
+
+        yield plain
+        print(file=out)
+        return
+
+    columns = (
+        TextColumn("load"),
+        BarColumn(),
+        TextColumn("{task.fields[calls]} calls"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(file=out)) as progress:
+        total = float(plan.calls) if plan.calls is not None else plan.duration_s
+        task = progress.add_task("load", total=total, calls=0)
+
+        def update(done: int) -> None:
+            if plan.calls is not None:
+                progress.update(task, completed=done, calls=done)
+            else:
+                elapsed = min(time.monotonic() - start, total)
+                progress.update(task, completed=elapsed, calls=done)
+
+        yield update
+
+
+# --- the summary -------------------------------------------------------------------------------
 
 
 def format_summary(document: dict[str, Any]) -> str:
-    """A per-tool table of the document, for the terminal."""
+    """A per-tool table of the document, plus caches, providers and system, for the terminal."""
     header = (
         f"{'tool':<16} {'calls':>7} {'ok %':>7} {'p50 ms':>9} {'p95 ms':>9} "
         f"{'p99 ms':>9} {'max ms':>9}  errors"
@@ -111,69 +304,104 @@ def format_summary(document: dict[str, Any]) -> str:
     for name, cache in document.get("cache_metrics", {}).items():
         lines.append(
             f"cache {name}: hit rate {cache['hit_rate']:.2f}% of {cache['total_requests']} "
-            f"lookups, {cache['evictions']} evictions"
+            f"lookups, {cache['evictions']} evictions, {cache['size_rejections']} rejections"
         )
     for name, provider in document.get("provider_metrics", {}).items():
+        errors = ", ".join(f"{k}={v}" for k, v in provider["error_types"].items()) or "no errors"
         lines.append(
-            f"provider {name}: {provider['total_calls']} calls, p95 "
+            f"provider {name}: {provider['total_calls']} calls ({errors}), p95 "
             f"{provider['p95_latency_ms']:.2f} ms, {provider['input_tokens']} input / "
             f"{provider['output_tokens']} output tokens"
+        )
+    system = document.get("system_metrics", {})
+    if system:
+        lines.append(
+            f"requests {system['total_requests']} (every MCP message), "
+            f"active sessions {system['active_sessions']}, "
+            f"in flight {system['concurrent_requests']}, uptime {system['uptime_seconds']} s"
         )
     return "\n".join(lines)
 
 
-def run_demo(
-    duration_s: float, port: int, serve: bool, threads: int = 4, out: TextIO = sys.stdout
-) -> int:
+# --- the command -------------------------------------------------------------------------------
+
+
+def _start_metrics(port: int, out: TextIO) -> otel_perf.Metrics:
     metrics = otel_perf.configure(json_port=port)
-    if metrics.url is None and port != 0:
-        print(f"port {port} is busy; serving on a free port instead", file=out)
+    if metrics.url is None and metrics.enabled and metrics.settings.json_enabled and port != 0:
+        print(f"port {port} is busy; serving metrics on a free port instead", file=out)
         metrics = otel_perf.configure(json_port=0)
+    return metrics
+
+
+def run_demo(plan: LoadPlan, port: int, serve: bool, out: TextIO = sys.stdout) -> int:
+    """Run the demo (see the module docstring); returns the exit code."""
+    try:
+        import cachetools  # noqa: F401, PLC0415 - fail early, with the extra's name
+        import mcp  # noqa: F401, PLC0415
+        import uvicorn  # noqa: F401, PLC0415
+    except ImportError as exc:
+        return _missing_extra(exc)
+    server = build_server(plan.seed)
+    app = server.streamable_http_app()
+    metrics = _start_metrics(port, out)
     if metrics.url is not None:
         print(f"metrics: {metrics.url}/metrics   health: {metrics.url}/health", file=out)
-    workload = _Workload(seed=7)
-    stop = threading.Event()
-    deadline = time.monotonic() + duration_s
-    workers = [
-        threading.Thread(target=_worker, args=(workload, deadline, stop, i), daemon=True)
-        for i in range(threads)
-    ]
-    for worker in workers:
-        worker.start()
-    try:
-        while any(w.is_alive() for w in workers):
-            time.sleep(0.5)
-            total = otel_perf.get_all_metrics()["system_metrics"]["total_requests"]
-            remaining = max(deadline - time.monotonic(), 0.0)
-            print(f"\r{total:>7} tool calls, {remaining:5.1f} s left", end="", file=out, flush=True)
-    except KeyboardInterrupt:
-        stop.set()
-    for worker in workers:
-        worker.join(timeout=5.0)
-    print("\n", file=out)
-    print(format_summary(otel_perf.get_all_metrics()), file=out)
-    if serve and metrics.url is not None:
-        print(f"\nstill serving on {metrics.url}/metrics; Ctrl-C to stop", file=out)
+    interrupted = False
+    with serve_http(app) as base:
+        print(f"MCP server: {base}/mcp ({plan.concurrency} clients)", file=out, flush=True)
         try:
-            while True:
-                time.sleep(3600)
+            with _progress(plan, out) as progress:
+                asyncio.run(drive(f"{base}/mcp", plan, progress))
         except KeyboardInterrupt:
-            pass
+            interrupted = True
+        print(file=out)
+        print(format_summary(otel_perf.get_all_metrics()), file=out, flush=True)
+        if serve and not interrupted and metrics.url is not None:
+            print(f"\nstill serving on {metrics.url}/metrics; Ctrl-C to stop", file=out, flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
     otel_perf.shutdown()
+    print("stopped", file=out, flush=True)
     return 0
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("demo", help="run a synthetic workload and serve its metrics")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds (default 10)")
-    parser.add_argument("--port", type=int, default=9109, help="endpoint port (0: any free one)")
-    parser.add_argument("--threads", type=int, default=4, help="worker threads (default 4)")
+    parser = subparsers.add_parser(
+        "demo", help="run a real MCP server under client load and serve its metrics"
+    )
+    amount = parser.add_mutually_exclusive_group()
+    amount.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help=f"seconds of load (default {DEFAULT_DURATION_S:g})",
+    )
+    amount.add_argument("--calls", type=int, default=None, help="stop after this many tool calls")
+    parser.add_argument("--port", type=int, default=9109, help="metrics port (0: any free one)")
+    parser.add_argument(
+        "--concurrency",
+        "--threads",
+        dest="concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"concurrent MCP clients (default {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the workload")
     parser.add_argument("--serve", action="store_true", help="keep serving until Ctrl-C")
     parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
-    if args.duration <= 0 or args.threads <= 0 or not 0 <= args.port <= 65535:
-        print("duration and threads must be positive, port 0-65535", file=sys.stderr)
+    duration = DEFAULT_DURATION_S if args.duration is None else args.duration
+    if (
+        duration <= 0
+        or (args.calls is not None and args.calls <= 0)
+        or args.concurrency <= 0
+        or not 0 <= args.port <= 65535
+    ):
+        print("duration, calls and concurrency must be positive, port 0-65535", file=sys.stderr)
         return 2
-    return run_demo(args.duration, args.port, args.serve, args.threads)
+    plan = LoadPlan(duration, args.calls, args.concurrency, args.seed)
+    return run_demo(plan, args.port, args.serve)
