@@ -5,7 +5,7 @@ the first time it is seen. The outcome is documented and never an exception:
 
 - ``None``, an empty string, or an object whose ``str()`` fails becomes ``"unknown"``;
 - any other non-string is converted with ``str()``;
-- control characters are replaced by ``"?"``;
+- control characters and lone surrogates (not encodable as UTF-8) are replaced by ``"?"``;
 - names longer than :data:`MAX_NAME_LENGTH` characters are cut to that length;
 - once ``cap`` distinct names are kept, every new name folds into ``"_OTHER"`` (with one
   warning per registry), so memory and the JSON document stay bounded.
@@ -28,8 +28,11 @@ def sanitize(raw: object) -> str:
     """The name otel-perf records for a caller-supplied ``raw`` name (see module docstring)."""
     if raw is None:
         return n.UNKNOWN
-    if isinstance(raw, str):
+    if type(raw) is str:
         text = raw
+    elif isinstance(raw, str):
+        # A str subclass may override hashing or equality; keep a plain copy of its text.
+        text = str.__str__(raw)
     else:
         try:
             text = str(raw)
@@ -39,6 +42,9 @@ def sanitize(raw: object) -> str:
         text = text[:MAX_NAME_LENGTH]
     if not text.isprintable():
         text = text.translate(_CONTROL)
+        # Lone surrogates cannot be encoded as UTF-8: one in a name would make every
+        # Prometheus scrape and OTLP export fail, so they become "?" too.
+        text = text.encode("utf-8", "replace").decode("utf-8")
     return text or n.UNKNOWN
 
 
