@@ -137,8 +137,9 @@ async def test_sessions_over_stateful_and_stateless_http() -> None:
         async with mcp.Client(f"{base}/mcp", mode="legacy") as client:
             await client.call_tool("ok", {"x": 3})
             # every POST is its own connection: the handshake's session ends with its POST
-            document = await read()
-            assert document["system_metrics"]["active_sessions"] == 0
+            document = await harness.wait_until(
+                read, lambda d: d["system_metrics"]["active_sessions"] == 0, "no session"
+            )
     assert document["tool_metrics"]["ok"]["total_calls"] == 3
 
 
