@@ -14,7 +14,13 @@ import threading
 import time
 from typing import Any
 
-from opentelemetry.sdk.metrics import MeterProvider, TraceBasedExemplarFilter
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    AlwaysOnExemplarFilter,
+    ExemplarFilter,
+    MeterProvider,
+    TraceBasedExemplarFilter,
+)
 from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
@@ -31,7 +37,11 @@ from otel_perf._view import build_document
 from otel_perf._window import WindowTracker
 
 _EXEMPLAR_FILTER_ENV = "OTEL_METRICS_EXEMPLAR_FILTER"
-_EXEMPLAR_FILTERS = frozenset({"always_on", "always_off", "trace_based"})
+_EXEMPLAR_FILTERS: dict[str, type[ExemplarFilter]] = {
+    "always_on": AlwaysOnExemplarFilter,
+    "always_off": AlwaysOffExemplarFilter,
+    "trace_based": TraceBasedExemplarFilter,
+}
 
 
 class PullReader(MetricReader):
@@ -85,14 +95,24 @@ def _views(settings: Settings) -> list[View]:
     ]
 
 
-def _exemplar_env_is_valid() -> bool:
-    raw = os.environ.get(_EXEMPLAR_FILTER_ENV)
-    if raw is None or raw.strip().lower() in _EXEMPLAR_FILTERS:
-        return True
-    logger.warning(
-        "otel-perf: %s=%r is invalid; using the default 'trace_based'", _EXEMPLAR_FILTER_ENV, raw
-    )
-    return False
+def exemplar_filter_from_env() -> ExemplarFilter:
+    """``OTEL_METRICS_EXEMPLAR_FILTER``, read here and handed to the SDK explicitly.
+
+    The SDK accepts only the exact lower-case names and raises ``ValueError`` for anything else
+    (``ALWAYS_ON`` included), which would fail the host's first record call. Here case and
+    surrounding spaces do not matter, empty means unset, and a bad value warns and falls back
+    to the default ``trace_based``.
+    """
+    raw = os.environ.get(_EXEMPLAR_FILTER_ENV, "")
+    chosen = _EXEMPLAR_FILTERS.get(raw.strip().lower() or "trace_based")
+    if chosen is None:
+        logger.warning(
+            "otel-perf: %s=%r is invalid; using the default 'trace_based'",
+            _EXEMPLAR_FILTER_ENV,
+            raw[:80],
+        )
+        chosen = TraceBasedExemplarFilter
+    return chosen()
 
 
 def build_resource() -> Resource:
@@ -137,15 +157,12 @@ class Pipeline:
     def __init__(self, settings: Settings, extra_readers: tuple[MetricReader, ...] = ()) -> None:
         self.settings = settings
         self.reader = PullReader()
-        kwargs: dict[str, Any] = {}
-        if not _exemplar_env_is_valid():
-            kwargs["exemplar_filter"] = TraceBasedExemplarFilter()
         self.meter_provider = MeterProvider(
             metric_readers=[self.reader, *extra_readers],
             resource=build_resource(),
             views=_views(settings),
             shutdown_on_exit=False,  # otel-perf's own atexit hook shuts down in order
-            **kwargs,
+            exemplar_filter=exemplar_filter_from_env(),
         )
         self.recorder = Recorder(self.meter_provider.get_meter(n.METER_NAME, __version__), settings)
         # functools.lru_cache statistics, read at collect time (see otel_perf._cache_sources)
