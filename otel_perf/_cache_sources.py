@@ -22,7 +22,8 @@ Details:
 - Evictions of a ``functools.lru_cache`` are derived: every miss inserts one entry, so
   ``misses - currsize`` entries were evicted (0 when unbounded). Other ``cache_info()``
   providers (e.g. ``cachetools.cached(info=True)``) report hits and misses only.
-- Sources are held weakly; a collected function keeps contributing its last totals.
+- Sources are held weakly; a collected function keeps contributing its last totals to the
+  providers that saw it alive, and is left out of providers created after it was collected.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class Source:
 
     def is_for(self, fn: object) -> bool:
         return self._ref() is fn
+
+    def alive(self) -> bool:
+        return self._ref() is not None
 
     def totals(self) -> Totals:
         """Monotonic (hits, misses, evictions) since the function was created."""
@@ -113,14 +117,18 @@ def attach(meter_provider: MeterProvider) -> None:
     """Report every registered source through ``meter_provider`` (counting from now)."""
     with _sources_lock:
         existing = list(_sources)
-    # What each source had before this provider existed is not this provider's to report.
+    # What each source had before this provider existed is not this provider's to report, and
+    # a function already gone has nothing new to report here.
     baselines: dict[Source, Totals] = {source: source.totals() for source in existing}
+    gone = {source for source in existing if not source.alive()}
 
     def since_attach() -> dict[str, Totals]:
         with _sources_lock:
             current = list(_sources)
         per_name: dict[str, Totals] = {}
         for source in current:
+            if source in gone:
+                continue
             totals = source.totals()
             base = baselines.get(source, _ZERO)
             delta = (totals[0] - base[0], totals[1] - base[1], totals[2] - base[2])

@@ -246,3 +246,20 @@ def test_both_sources_of_one_name_are_summed_across_scopes() -> None:
 def test_observe_rejects_functions_without_statistics() -> None:
     with pytest.raises(TypeError, match="cache_info"):
         observe_lru_cache(len, "len")
+
+
+def test_a_collected_function_is_left_out_of_later_configurations() -> None:
+    import gc
+
+    @functools.lru_cache(maxsize=8)
+    def ident(x: int) -> int:
+        return x
+
+    observe_lru_cache(ident, "ephemeral")
+    ident(1)
+    assert counts("ephemeral") == (0, 1, 0, 0)
+    del ident
+    gc.collect()
+    assert counts("ephemeral") == (0, 1, 0, 0)  # this configuration saw it: totals stay
+    otel_perf.get_collector().reset_metrics()
+    assert "ephemeral" not in otel_perf.get_all_metrics()["cache_metrics"]

@@ -10,14 +10,21 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from servers import harness
 
-from otel_perf import _demo
+from otel_perf import _cache_sources, _demo
 
 TOOLS = {"search", "summarize", "flaky_fetch", "cached_lookup", "ask_llm"}
+
+
+@pytest.fixture(autouse=True)
+def forget_observed_caches() -> Iterator[None]:
+    yield
+    _cache_sources.reset_for_tests()  # the in-process demo observes an lru_cache
 
 
 class Lines:
