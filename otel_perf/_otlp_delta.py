@@ -52,17 +52,22 @@ def _freeze(value: object) -> Hashable:
     return str(value) if not isinstance(value, Hashable) else value
 
 
-def series_key(
-    resource_metrics: ResourceMetrics, scope: ScopeMetrics, metric: Metric, point: Any
-) -> Hashable:
-    """Identity of one series across collections: resource, scope, metric and attributes."""
-    attributes: Attributes = point.attributes
+def _attributes_key(attributes: Attributes) -> Hashable:
+    if not attributes:
+        return frozenset()
+    try:
+        return frozenset(attributes.items())
+    except TypeError:  # a sequence-valued attribute: lists are not hashable
+        return frozenset((k, _freeze(v)) for k, v in attributes.items())
+
+
+def metric_key(resource_metrics: ResourceMetrics, scope: ScopeMetrics, metric: Metric) -> Hashable:
+    """Identity of one metric across collections: resource, scope and name."""
     return (
-        tuple(sorted((k, _freeze(v)) for k, v in resource_metrics.resource.attributes.items())),
+        _attributes_key(resource_metrics.resource.attributes),
         scope.scope.name,
         scope.scope.version,
         metric.name,
-        tuple(sorted((k, _freeze(v)) for k, v in (attributes or {}).items())),
     )
 
 
@@ -77,14 +82,18 @@ def _is_delta_kind(data: object) -> bool:
 
 
 def baseline_of(data: MetricsData) -> Baseline:
-    """The counter and histogram points of a collection, keyed by series."""
+    """The counter and histogram points of a collection, keyed by series.
+
+    A series is its metric (:func:`metric_key`) plus its point's attributes.
+    """
     out: Baseline = {}
     for resource_metrics in data.resource_metrics:
         for scope in resource_metrics.scope_metrics:
             for metric in scope.metrics:
                 if _is_delta_kind(metric.data):
+                    prefix = metric_key(resource_metrics, scope, metric)
                     for point in metric.data.data_points:
-                        out[series_key(resource_metrics, scope, metric, point)] = point
+                        out[prefix, _attributes_key(point.attributes)] = point
     return out
 
 
@@ -225,8 +234,9 @@ def _delta_points(
     resource_metrics: ResourceMetrics, scope: ScopeMetrics, metric: Metric, baseline: Baseline
 ) -> Sequence[Any]:
     out = []
+    prefix = metric_key(resource_metrics, scope, metric)
     for point in metric.data.data_points:
-        old = baseline.get(series_key(resource_metrics, scope, metric, point))
+        old = baseline.get((prefix, _attributes_key(point.attributes)))
         if isinstance(point, NumberDataPoint):
             delta: Any = _sum_delta(point, old)
         elif isinstance(point, HistogramDataPoint):
@@ -284,4 +294,4 @@ def to_delta(data: MetricsData, baseline: Baseline) -> MetricsData:
     return MetricsData(resource_out)
 
 
-__all__ = ["Baseline", "baseline_of", "series_key", "to_delta"]
+__all__ = ["Baseline", "baseline_of", "metric_key", "to_delta"]
