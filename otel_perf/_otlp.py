@@ -240,8 +240,19 @@ def _console_exporter() -> MetricExporter:
     return ConsoleMetricExporter(out=sys.stdout)
 
 
-def start_forwarders(settings: ExportSettings, collect: Collect) -> list[Forwarder]:
-    """Start one forwarder per configured push exporter; a failing one is logged and skipped."""
+def start_forwarders(
+    settings: ExportSettings, collect: Collect, *, endpoint_served: bool = True
+) -> list[Forwarder]:
+    """Start one forwarder per configured push exporter; a failing one is logged and skipped.
+
+    ``endpoint_served`` says whether the HTTP endpoint (and so ``/metrics/prometheus``) runs;
+    asking for the ``prometheus`` exporter without it gets a warning.
+    """
+    if settings.prometheus and not endpoint_served:
+        logger.warning(
+            "otel-perf: OTEL_METRICS_EXPORTER asks for prometheus, which is served on "
+            "/metrics/prometheus of the metrics endpoint, but the endpoint is switched off"
+        )
     planned: list[tuple[str, str, Callable[[], MetricExporter], bool]] = []
     if settings.otlp:
         target = f"{settings.endpoint} ({settings.protocol})"

@@ -172,7 +172,9 @@ class Pipeline:
         self._closed = False
         # Push export (OTLP, console) reads this same reader on its own threads: no extra
         # aggregation on the record path, and no JSON-view window slice is closed by it.
-        self.forwarders: list[Forwarder] = start_forwarders(settings.export, self.collect)
+        self.forwarders: list[Forwarder] = start_forwarders(
+            settings.export, self.collect, endpoint_served=settings.json_enabled
+        )
 
     @property
     def start_time(self) -> float:

@@ -223,3 +223,17 @@ def test_configure_logs_each_bad_variable_once_and_keeps_working(
     assert sum("OTEL_METRIC_EXPORT_INTERVAL" in m for m in messages) == 1
     assert sum("OTEL_EXPORTER_OTLP_PROTOCOL" in m for m in messages) == 1
     assert otel_perf.get_all_metrics()["tool_metrics"]["t"]["total_calls"] == 1
+
+
+def test_asking_for_prometheus_without_the_endpoint_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus")
+    with caplog.at_level(logging.WARNING, logger="otel_perf"):
+        metrics = otel_perf.configure(json_enabled=False)
+    assert metrics.url is None
+    assert any("/metrics/prometheus" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="otel_perf"):
+        otel_perf.configure(json_enabled=True)
+    assert not any("/metrics/prometheus" in r.getMessage() for r in caplog.records)
