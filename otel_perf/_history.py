@@ -15,14 +15,16 @@ count and exponential histogram against the previous sample's. It never goes thr
 snapshot, so it does **not** close a latency-window slice: what ``/metrics`` reports (windows
 that move with each ``/metrics`` request or ``get_all_metrics()`` call) is the same whether or
 not the sampler runs, and nobody polling is needed for the trend to exist. The price is one
-collection every ``interval_s`` in the host (about 2 ms for 100 tools, see the notes on
-collection cost), on the sampler thread, never on a request path.
+collection every ``interval_s`` on the sampler thread, never on a request path: measured about
+1 ms for 10 busy tools, 10 ms for 100 and 40 ms for 500 on a 2-core machine (0.02-0.8 % of a
+core at the default spacing).
 
 Memory is bounded however long the server runs: the ring is a ``deque(maxlen=capacity)``, a
 sample stores only the tools called in its interval (about 32 bytes each, in arrays), and the
 previous cumulative state holds one histogram per tool, which the tool-name cap bounds. The
-worst case, 720 samples with all 500 capped tools busy in every interval, is about 12 MB; ten
-busy tools take about 230 KB.
+worst case, 720 samples with all 500 capped tools busy in every interval, measured 11.4 MB; ten
+busy tools take about 230 KB. The whole ring as JSON is larger (2.7 MB and about 0.2 s to build
+for 50 busy tools), so readers fetch it once and then only newer samples (``?since=``).
 
 ``reset_metrics()`` starts the history over with the new counts.
 """
