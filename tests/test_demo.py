@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from servers import harness
 
 from otel_perf import _cache_sources, _demo
+from tests.servers import harness
 
 TOOLS = {"search", "summarize", "flaky_fetch", "cached_lookup", "ask_llm"}
 

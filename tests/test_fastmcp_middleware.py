@@ -6,10 +6,10 @@ from pathlib import Path
 
 import fastmcp
 import pytest
-from servers import apps, harness
 
 import otel_perf
 from otel_perf.fastmcp import OtelPerfMiddleware, instrument
+from tests.servers import apps, harness
 
 
 async def test_middleware_in_the_constructor_and_instrument_twice() -> None:

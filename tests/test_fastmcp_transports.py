@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from servers import harness
+
+from tests.servers import harness
 
 
 @pytest.mark.parametrize("mode", harness.MODES)

@@ -19,11 +19,11 @@ import anyio
 import mcp
 import pytest
 from mcp import MCPError
-from servers import apps, harness
 
 import otel_perf
 import otel_perf.mcp
 from otel_perf import _names as n
+from tests.servers import apps, harness
 
 
 def operation_points() -> dict[tuple[tuple[str, str], ...], int]:

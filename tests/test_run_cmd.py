@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from servers import harness
+
+from tests.servers import harness
 
 PLAIN_SERVER = harness.HERE / "plain_server.py"
 OTEL_PERF = str(Path(sys.executable).parent / "otel-perf")
