@@ -7,9 +7,11 @@ Prometheus parts and runs the alert rules' unit tests.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +22,7 @@ import yaml
 import otel_perf
 from otel_perf._otlp_settings import load_export_settings
 from otel_perf._prometheus import CLASSIC_BOUNDS, render
+from tests._otlp_sinks import LoopbackHttpSink, Recorder, latest
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -181,6 +184,40 @@ def test_the_demo_sends_otlp_where_the_collector_listens(compose: Any, collector
     assert json_port in published(demo)
     dockerfile = (ROOT / demo["build"]["context"] / demo["build"]["dockerfile"]).read_text()
     assert f'"--port", "{json_port}"' in dockerfile
+
+
+def test_the_demo_service_environment_really_pushes_otlp(compose: Any) -> None:
+    """Run the demo with the compose service's environment, the collector swapped for a real
+    OTLP receiver (oteltest) on 127.0.0.1."""
+    demo_env = environment(compose["services"]["demo"])
+    sink = LoopbackHttpSink(Recorder())
+    sink.start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "METRICS_"))}
+        env.update(demo_env)
+        url = urlsplit(demo_env["OTEL_EXPORTER_OTLP_ENDPOINT"])
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = url._replace(netloc=f"127.0.0.1:{sink.port}").geturl()
+        env.update(METRICS_JSON_HOST="127.0.0.1", METRICS_JSON_PORT="0")
+        env["OTEL_METRIC_EXPORT_INTERVAL"] = "1000"
+        ran = subprocess.run(
+            [sys.executable, "-m", "otel_perf", "demo", "--duration", "2", "--port", "0"],
+            env=env,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert ran.returncode == 0, ran.stderr.decode()[-2000:]
+        assert isinstance(sink.listener, Recorder)
+        received = latest(sink.listener.snapshot())
+    finally:
+        sink.stop()
+    assert received.resource["service.name"] == demo_env["OTEL_SERVICE_NAME"]
+    tools = {
+        dict(attrs).get("gen_ai.tool.name")
+        for name, attrs in received.points
+        if name == "mcp.server.operation.duration"
+    }
+    assert len(tools - {None}) >= 3
 
 
 def test_prometheus_scrapes_the_collector_ports(compose: Any, collector: Any) -> None:
