@@ -166,14 +166,14 @@ def _exporters(
     chosen = [part.strip().lower() for part in raw.split(",") if part.strip()]
     known = [part for part in chosen if part in _EXPORTERS]
     unknown = [part for part in chosen if part not in _EXPORTERS]
+    if not known:  # one warning per variable: this one covers the unknown names too
+        default = "otlp" if endpoint_set else "none"
+        warnings.append(_bad(name, raw, "no supported exporter named", default))
+        return endpoint_set, False, False
     if unknown:
         warnings.append(
             f"{name}: ignoring {', '.join(map(repr, unknown))} (supported: {', '.join(_EXPORTERS)})"
         )
-    if not known:
-        default = "otlp" if endpoint_set else "none"
-        warnings.append(_bad(name, raw, "no supported exporter named", default))
-        return endpoint_set, False, False
     if "none" in known:
         if len(set(known)) > 1:
             warnings.append(f"{name}={_shorten(raw)!r}: 'none' wins; no push export")

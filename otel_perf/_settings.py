@@ -40,7 +40,8 @@ METRICS_CORS_ORIGINS: Final = "METRICS_CORS_ORIGINS"
 
 METRICS_AUTH_TOKEN: Final = "METRICS_AUTH_TOKEN"
 """Unset by default. When set, every path but ``/health`` needs
-``Authorization: Bearer <token>``."""
+``Authorization: Bearer <token>``. Printable ASCII without spaces; an invalid token keeps the
+endpoint off (fail closed) and is never written to the log."""
 
 METRICS_MAX_TOOLS: Final = "METRICS_MAX_TOOLS"
 """Integer >= 1. Default ``500``. Distinct tool names kept; later ones fold into ``_OTHER``."""
@@ -98,14 +99,18 @@ def parse_bool(raw: str) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"expected true/false, got {raw!r}")
+    raise ValueError("expected true/false")
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
-        value = int(raw.strip(), 10)
-        if not low <= value <= high:
-            raise ValueError(f"{value} is outside {low}..{high}")
+        text = raw.strip()
+        # ASCII digits only: int() would also take "1_000", "+5" and other scripts' digits.
+        if not (text.isascii() and text.isdigit()):
+            raise ValueError(f"expected a whole number in {low}..{high}")
+        value = int(text[:20])
+        if len(text) > 20 or not low <= value <= high:
+            raise ValueError(f"outside {low}..{high}")
         return value
 
     return parse
@@ -114,7 +119,7 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
 def _host(raw: str) -> str:
     value = raw.strip()
     if not value or any(ch.isspace() for ch in value) or len(value) > 253:
-        raise ValueError(f"not a host name or address: {raw!r}")
+        raise ValueError("not a host name or address")
     if value.startswith("[") and value.endswith("]"):
         value = value[1:-1]
     try:
@@ -122,7 +127,7 @@ def _host(raw: str) -> str:
     except ValueError:
         # A host name: letters, digits, dots and dashes only.
         if not all(ch.isalnum() or ch in ".-" for ch in value) or not value.isascii():
-            raise ValueError(f"not a host name or address: {raw!r}") from None
+            raise ValueError("not a host name or address") from None
     return value
 
 
@@ -132,9 +137,9 @@ def _origins(raw: str) -> tuple[str, ...]:
         raise ValueError("empty origin list")
     for origin in origins:
         if origin != "*" and not origin.isascii():
-            raise ValueError(f"origin is not ASCII: {origin!r}")
+            raise ValueError(f"origin is not ASCII: {origin[:80]!r}")
         if any(ch.isspace() or ord(ch) < 0x20 for ch in origin):
-            raise ValueError(f"bad origin {origin!r}")
+            raise ValueError(f"bad origin {origin[:80]!r}")
     return origins
 
 
@@ -224,14 +229,24 @@ def load_settings(
             try:
                 values[field] = parse(raw)
             except ValueError as exc:
-                default = getattr(defaults, field)
-                warnings.append(
-                    f"{name}={_shorten(raw)!r} is invalid ({exc}); using the default {default!r}"
-                )
+                if field == "auth_token":
+                    # Fail closed, and never echo a secret into the logs: serving without the
+                    # token the user meant to set would expose what they meant to protect.
+                    values["json_enabled"] = False
+                    warnings.append(
+                        f"{name} is invalid ({exc}); the metrics endpoint stays off rather than "
+                        "serve without it (recording continues)"
+                    )
+                else:
+                    default = getattr(defaults, field)
+                    warnings.append(
+                        f"{name}={_shorten(raw)!r} is invalid ({exc}); "
+                        f"using the default {default!r}"
+                    )
             break  # the first variable that is set decides, valid or not
 
     sdk_disabled = environ.get(OTEL_SDK_DISABLED)
-    if sdk_disabled is not None:
+    if sdk_disabled is not None and sdk_disabled.strip():  # empty means unset (OTel spec)
         try:
             if parse_bool(sdk_disabled):
                 values["enabled"] = False

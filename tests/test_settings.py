@@ -92,7 +92,6 @@ def test_otel_sdk_disabled_switches_otel_perf_off() -> None:
         ("METRICS_JSON_PORT", "-1", "json_port"),
         ("METRICS_JSON_PORT", "http", "json_port"),
         ("METRICS_CORS_ORIGINS", " , ", "cors_origins"),
-        ("METRICS_AUTH_TOKEN", "has space", "auth_token"),
         ("METRICS_MAX_TOOLS", "0", "max_tools"),
         ("METRICS_MAX_ERROR_TYPES", "many", "max_error_types"),
     ],
