@@ -65,7 +65,7 @@ class Lines:
 
 def test_demo_serves_a_real_workload_then_summarises_and_serves_until_ctrl_c() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "otel_perf", "demo", "--duration", "3", "--port", "0", "--serve"],
+        [sys.executable, "-m", "otel_perf", "demo", "--calls", "300", "--port", "0", "--serve"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -95,6 +95,7 @@ def test_demo_serves_a_real_workload_then_summarises_and_serves_until_ctrl_c() -
 
     tools = document["tool_metrics"]
     assert set(tools) == TOOLS
+    assert sum(tool["total_calls"] for tool in tools.values()) == 300
     assert all(tool["total_calls"] > 0 for tool in tools.values())
     assert set(tools["flaky_fetch"]["error_types"]) <= {"TimeoutError", "ValueError"}
     assert tools["summarize"]["max_latency_ms"] > tools["search"]["max_latency_ms"]
