@@ -28,6 +28,7 @@ Details:
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -99,6 +100,18 @@ def _add(a: Totals, b: Totals) -> Totals:
 
 _sources: list[Source] = []
 _sources_lock = threading.Lock()
+
+
+def _reinit_after_fork() -> None:
+    # Another thread may have held these locks at fork(); in the child nobody would release them.
+    global _sources_lock
+    _sources_lock = threading.Lock()
+    for source in _sources:
+        source._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
 
 
 def register(fn: Callable[..., Any], name: object) -> Source:

@@ -6,6 +6,7 @@ works unchanged; every method forwards to the module-level functions.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -110,6 +111,15 @@ class PerformanceMetricsCollector:
 
     def _recorder(self) -> Recorder | None:  # for integrations that want the hot path
         return _state.resolve_recorder()
+
+
+def _reinit_after_fork() -> None:
+    # Another thread may have held the lock at fork(); in the child nobody would release it.
+    PerformanceMetricsCollector._instance_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
 
 
 def get_collector() -> PerformanceMetricsCollector:

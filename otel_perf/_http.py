@@ -267,6 +267,19 @@ class MetricsServer:
             self._sock.close()
         self._loop = self._thread = self._pool = self._sock = None
 
+    def release_after_fork(self) -> None:
+        """In a forked child: close this process's copy of the listening socket.
+
+        Without this a child would keep the port listening after the parent stops, and
+        connections would queue where nobody accepts them. Nothing else is touched: the
+        loop's selector is shared with the parent's, and its threads exist only there.
+        """
+        sock, self._sock = self._sock, None
+        self._loop = self._thread = self._pool = None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
     async def _close(self) -> None:
         self._stopping = True
         if self._server is not None:

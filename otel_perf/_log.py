@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 logger = logging.getLogger("otel_perf")
@@ -22,6 +23,16 @@ def warn_once(key: str, message: str, *args: object) -> None:
             return
         _warned.add(key)
     logger.warning(message, *args)
+
+
+def _reinit_after_fork() -> None:
+    # Another thread may have held the lock at fork(); in the child nobody would release it.
+    global _warned_lock
+    _warned_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
 
 
 def reset_warnings() -> None:

@@ -210,6 +210,18 @@ class Metrics:
             self._pipeline = Pipeline(self.settings)
         old.shutdown()
 
+    def abandon_after_fork(self) -> None:
+        """In a forked child: let go of the parent's endpoint without touching its threads.
+
+        The loop, worker, history and export threads did not survive the fork and their
+        locks may be held for ever, so nothing here waits on them: only the child's copy of
+        the listening socket is closed, so the port stays the parent's alone.
+        """
+        self._closed = True
+        server, self._server = self._server, None
+        if server is not None:
+            server.release_after_fork()
+
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Stop the endpoint and shut the pipeline down (a final export, where one is set up)."""
         with self._lock:

@@ -138,11 +138,19 @@ def _shutdown_at_exit() -> None:
 
 def _after_fork_in_child() -> None:
     """A forked child starts fresh: the parent's counts are not its own, and the endpoint and
-    its thread stay with the parent. The child configures anew on its next record call."""
+    its threads stay with the parent (the child closes its copy of the listening socket). The
+    child configures anew on its next record call.
+
+    The lock is replaced, not reused: another thread of the parent may have held it at the
+    moment of the fork, and no thread in the child would ever release it.
+    """
     global runtime, current, _lock
+    abandoned = runtime
     _lock = threading.RLock()
     runtime = None
     current = BOOTSTRAP
+    if abandoned is not None:
+        abandoned.abandon_after_fork()
 
 
 if hasattr(os, "register_at_fork"):
