@@ -143,8 +143,10 @@ def test_s_toggles_the_sort_and_q_quits(terminal: Terminal) -> None:
     assert lflag & termios.ECHO
 
 
-def test_ctrl_c_exits_cleanly(terminal: Terminal) -> None:
+def test_lost_endpoint_is_retried_and_ctrl_c_exits_cleanly(terminal: Terminal) -> None:
     terminal.read_until(lambda out: "busy_fast" in out and "q: quit" in out)
+    otel_perf.shutdown()  # the endpoint goes away under the running view
+    terminal.read_until(lambda out: "cannot reach" in out and "(retrying)" in out)
     terminal.type(b"\x03")  # the terminal turns it into SIGINT: cbreak mode keeps signals
     assert terminal.wait() == 0
     assert "Traceback" not in terminal.output
