@@ -33,7 +33,7 @@ from otel_perf._recorder import Recorder
 from otel_perf._settings import Settings
 from otel_perf._singleflight import SingleFlight
 from otel_perf._version import __version__
-from otel_perf._view import build_document
+from otel_perf._view import ViewCache, build_document
 from otel_perf._window import WindowTracker
 
 _EXEMPLAR_FILTER_ENV = "OTEL_METRICS_EXEMPLAR_FILTER"
@@ -168,6 +168,7 @@ class Pipeline:
         # functools.lru_cache statistics, read at collect time (see otel_perf._cache_sources)
         _cache_sources.attach(self.meter_provider)
         self.windows = WindowTracker(settings.window_size)
+        self._view_cache = ViewCache()  # per-series work reused between snapshots
         self._snapshot_flight: SingleFlight[Snapshot] = SingleFlight(self._snapshot_now)
         self._closed = False
         # Push export (OTLP, console) reads this same reader on its own threads: no extra
@@ -187,7 +188,11 @@ class Pipeline:
     def _snapshot_now(self) -> Snapshot:
         data = self.collect()
         document = build_document(
-            data, self.windows, timestamp=time.time(), start_time=self.start_time
+            data,
+            self.windows,
+            timestamp=time.time(),
+            start_time=self.start_time,
+            cache=self._view_cache,
         )
         return Snapshot(document)
 

@@ -9,11 +9,15 @@ Two steps, both free of I/O and globals:
 
 :func:`build_document` runs both around one window-tracker advance. Counts, rates and error
 types are exact lifetime totals; latency statistics describe each series' recent window.
+
+A :class:`ViewCache`, kept by the pipeline between snapshots, lets a series whose cumulative
+count has not changed skip the bucket conversion, the merge and the percentile estimate, so
+polling an idle server costs little more than the SDK's own collect.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +58,66 @@ class SeriesTotals:
             self.hist_parts.append(hist)
 
 
+class ViewCache:
+    """Per-series results kept from one snapshot to the next (one per pipeline).
+
+    Every entry is checked before use — a data point by the identity of its attributes (the
+    SDK keeps one attributes object per series for the series' life) and its cumulative count;
+    a merge by the identity of its parts; latency fields by the identity of the window — so a
+    stale or missing entry only costs the recomputation, never a wrong figure. Each snapshot
+    keeps only the entries it used, so the cache never outgrows the live series. Concurrent
+    snapshots (the pipeline serialises them anyway) can only cause extra recomputation.
+    """
+
+    def __init__(self) -> None:
+        self._points: dict[int, tuple[object, int, float, Hist]] = {}
+        self._points_next: dict[int, tuple[object, int, float, Hist]] = {}
+        self._merged: dict[Hashable, tuple[tuple[Hist, ...], Hist]] = {}
+        self._merged_next: dict[Hashable, tuple[tuple[Hist, ...], Hist]] = {}
+        self._latency: dict[Hashable, tuple[Hist, dict[str, float]]] = {}
+        self._latency_next: dict[Hashable, tuple[Hist, dict[str, float]]] = {}
+
+    def begin(self) -> None:
+        """Start a snapshot: what the previous one used becomes what this one may reuse."""
+        self._points, self._points_next = self._points_next, {}
+        self._merged, self._merged_next = self._merged_next, {}
+        self._latency, self._latency_next = self._latency_next, {}
+
+    def hist(self, point: ExponentialHistogramDataPoint) -> Hist:
+        attributes = point.attributes
+        if not attributes:
+            return from_point(point)  # no identity to key on
+        key = id(attributes)
+        entry = self._points.get(key)
+        if (
+            entry is None
+            or entry[0] is not attributes
+            or entry[1] != point.count
+            or entry[2] != point.sum
+        ):
+            entry = (attributes, point.count, point.sum, from_point(point))
+        self._points_next[key] = entry
+        return entry[3]
+
+    def merged(self, key: Hashable, parts: Sequence[Hist]) -> Hist:
+        entry = self._merged.get(key)
+        if (
+            entry is None
+            or len(entry[0]) != len(parts)
+            or not all(a is b for a, b in zip(entry[0], parts, strict=True))
+        ):
+            entry = (tuple(parts), merge(parts))
+        self._merged_next[key] = entry
+        return entry[1]
+
+    def latency(self, key: Hashable, window: Hist) -> dict[str, float]:
+        entry = self._latency.get(key)
+        if entry is None or entry[0] is not window:
+            entry = (window, latency_fields(window))
+        self._latency_next[key] = entry
+        return entry[1]
+
+
 @dataclass
 class CacheTotals:
     hits: int = 0
@@ -74,16 +138,20 @@ class Extracted:
     active_sessions: int = 0
     concurrent_requests: int = 0
     uptime_seconds: float | None = None
+    cache: ViewCache | None = None
 
     def cumulative_hists(self) -> dict[Hashable, Hist]:
         """Merged lifetime histogram per window key (``("tool", name)`` and so on)."""
+        cache = self.cache
         out: dict[Hashable, Hist] = {}
-        for name, tool in self.tools.items():
-            out[("tool", name)] = merge(tool.hist_parts)
-        for name, provider in self.providers.items():
-            out[("provider", name)] = merge(provider.hist_parts)
-        for (provider_name, model), totals in self.models.items():
-            out[("model", provider_name, model)] = merge(totals.hist_parts)
+        series: list[tuple[Hashable, SeriesTotals]] = [
+            *((("tool", name), totals) for name, totals in self.tools.items()),
+            *((("provider", name), totals) for name, totals in self.providers.items()),
+            *((("model", *key), totals) for key, totals in self.models.items()),
+        ]
+        for key, totals in series:
+            parts = totals.hist_parts
+            out[key] = merge(parts) if cache is None else cache.merged(key, parts)
         return out
 
 
@@ -101,17 +169,23 @@ def _error_type(attributes: Attributes) -> str | None:
     return None if value is None else str(value)
 
 
-def _series_point(point: object) -> tuple[int, Hist | None, float]:
+def _series_point(point: object, cache: ViewCache | None) -> tuple[int, Hist | None, float]:
     if isinstance(point, ExponentialHistogramDataPoint):
-        return point.count, from_point(point), float(point.sum)
+        hist = from_point(point) if cache is None else cache.hist(point)
+        return point.count, hist, float(point.sum)
     if isinstance(point, HistogramDataPoint):
         return point.count, None, float(point.sum)
     return 0, None, 0.0
 
 
-def extract(data: MetricsData | None) -> Extracted:
-    """Group the data points of one collection by tool, provider, model and cache."""
-    out = Extracted()
+def extract(data: MetricsData | None, cache: ViewCache | None = None) -> Extracted:
+    """Group the data points of one collection by tool, provider, model and cache.
+
+    With a ``cache`` (see :class:`ViewCache`), unchanged series reuse their converted buckets.
+    """
+    out = Extracted(cache=cache)
+    if cache is not None:
+        cache.begin()
     if data is None:
         return out
     for resource_metrics in data.resource_metrics:
@@ -126,7 +200,7 @@ def extract(data: MetricsData | None) -> Extracted:
 
 
 def _on_mcp_duration(out: Extracted, point: object) -> None:
-    count, hist, total_sum = _series_point(point)
+    count, hist, total_sum = _series_point(point, out.cache)
     attributes: Attributes = getattr(point, "attributes", None)
     out.total_requests += count
     overflow = bool(attributes and attributes.get(n.SDK_OVERFLOW_ATTRIBUTE))
@@ -141,7 +215,7 @@ def _on_mcp_duration(out: Extracted, point: object) -> None:
 
 
 def _on_provider_duration(out: Extracted, point: object) -> None:
-    count, hist, total_sum = _series_point(point)
+    count, hist, total_sum = _series_point(point, out.cache)
     attributes: Attributes = getattr(point, "attributes", None)
     provider = _label(attributes, n.GEN_AI_PROVIDER_NAME, n.UNKNOWN)
     model = _label(attributes, n.GEN_AI_REQUEST_MODEL, n.UNKNOWN)
@@ -279,7 +353,14 @@ def latency_fields(window: Hist) -> dict[str, float]:
     }
 
 
-def _series_entry(name_key: str, name: str, totals: SeriesTotals, window: Hist) -> dict[str, Any]:
+def _series_entry(
+    name_key: str,
+    name: str,
+    totals: SeriesTotals,
+    window: Hist,
+    key: Hashable = None,
+    cache: ViewCache | None = None,
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         name_key: name,
         "total_calls": totals.total,
@@ -291,6 +372,8 @@ def _series_entry(name_key: str, name: str, totals: SeriesTotals, window: Hist) 
         # Points without exponential buckets (another exporter's View): only the mean is known.
         mean = totals.sum_seconds / totals.total
         entry.update(latency_fields(Hist(20, 0, 0, (), 1, mean, mean, mean)))
+    elif cache is not None:
+        entry.update(cache.latency(key, window))
     else:
         entry.update(latency_fields(window))
     entry["error_types"] = dict(sorted(totals.error_types.items()))
@@ -305,10 +388,12 @@ def render(
     start_time: float,
 ) -> dict[str, Any]:
     """The ``/metrics`` document for one collection (enabled case)."""
-    tool_metrics = {
-        name: _series_entry("tool_name", name, totals, windows.get(("tool", name), EMPTY))
-        for name, totals in sorted(extracted.tools.items())
-    }
+    cache = extracted.cache
+    tool_metrics = {}
+    for name, totals in sorted(extracted.tools.items()):
+        key = ("tool", name)
+        window = windows.get(key, EMPTY)
+        tool_metrics[name] = _series_entry("tool_name", name, totals, window, key, cache)
     cache_metrics = {
         name: {
             "cache_name": name,
@@ -323,15 +408,17 @@ def render(
     }
     provider_metrics: dict[str, Any] = {}
     for name, totals in sorted(extracted.providers.items()):
-        entry = _series_entry("provider", name, totals, windows.get(("provider", name), EMPTY))
+        key = ("provider", name)
+        entry = _series_entry("provider", name, totals, windows.get(key, EMPTY), key, cache)
         entry["input_tokens"] = totals.input_tokens
         entry["output_tokens"] = totals.output_tokens
         models: dict[str, Any] = {}
         for (provider_name, model), model_totals in sorted(extracted.models.items()):
             if provider_name != name:
                 continue
-            window = windows.get(("model", provider_name, model), EMPTY)
-            model_entry = _series_entry("model", model, model_totals, window)
+            model_key = ("model", provider_name, model)
+            window = windows.get(model_key, EMPTY)
+            model_entry = _series_entry("model", model, model_totals, window, model_key, cache)
             model_entry["input_tokens"] = model_totals.input_tokens
             model_entry["output_tokens"] = model_totals.output_tokens
             models[model] = model_entry
@@ -377,8 +464,9 @@ def build_document(
     *,
     timestamp: float,
     start_time: float,
+    cache: ViewCache | None = None,
 ) -> dict[str, Any]:
     """Extract, advance the windows (closing a slice), render."""
-    extracted = extract(data)
+    extracted = extract(data, cache)
     windows = tracker.advance(extracted.cumulative_hists())
     return render(extracted, windows, timestamp=timestamp, start_time=start_time)
