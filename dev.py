@@ -3,6 +3,7 @@
 
     python3 dev.py demo [demo options]   # the demo (see `otel-perf demo --help`)
     python3 dev.py test [pytest options] # ruff, mypy --strict, then the whole pytest suite
+    python3 dev.py bench [options]       # the benchmarks; writes benchmarks/RESULTS.md
 
 Only Python 3.10+ and access to PyPI are needed. The virtual environment is rebuilt when
 pyproject.toml changes.
@@ -63,12 +64,14 @@ def test(args: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test"):
+    if not argv or argv[0] not in ("demo", "test", "bench"):
         print(__doc__, file=sys.stderr)
         return 2
     ensure_venv()
     if argv[0] == "demo":
         return _run(PYTHON, "-m", "otel_perf", "demo", *argv[1:])
+    if argv[0] == "bench":
+        return _run(PYTHON, "-m", "benchmarks", *argv[1:])
     return test(argv[1:])
 
 
