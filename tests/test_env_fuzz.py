@@ -208,6 +208,8 @@ def test_empty_values(name: str) -> None:
         if name.startswith("OTEL_") or name == "METRICS_AUTH_TOKEN":
             assert warnings == []  # empty means unset
             assert read(loaded) == default
+        else:
+            assert len(warnings) == 1  # an empty value is a mistake worth a word
 
 
 @pytest.mark.parametrize("name", sorted(n for n, v in VARIABLES.items() if v[0] == INT))

@@ -557,7 +557,8 @@ def test_siege_health_stays_fast_and_nothing_leaks(
     ordered = sorted(latencies)
     with capsys.disabled():
         print(
-            f"\n[reliability] http siege {duration_s:.0f}s: {figures.connections} connections "
+            f"\n[reliability] http siege {duration_s:.0f}s: {figures.connections} connections, "
+            "500+ open at once "
             f"({figures.hostile} hostile requests, all answered 4xx; {figures.cut_by_deadline} "
             f"idle/slowloris connections cut at the {HEAD_TIMEOUT_S}s deadline; {figures.ok} "
             f"normal /metrics answered 200); /health {len(latencies)} probes, median "
