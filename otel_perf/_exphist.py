@@ -22,6 +22,11 @@ from operator import add, sub
 
 from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint
 
+from otel_perf._names import EXPONENTIAL_MAX_SIZE
+
+#: A merged histogram keeps at most as many buckets as one SDK series does.
+MAX_BUCKETS = EXPONENTIAL_MAX_SIZE
+
 
 @dataclass(frozen=True)
 class Hist:
@@ -140,6 +145,24 @@ def _aligned(
     return low, a, b
 
 
+def _common_scale(parts: Sequence[Hist]) -> int:
+    """The finest scale at which all of ``parts`` fit in ``MAX_BUCKETS`` buckets together.
+
+    Each SDK series fits its own 160 buckets, but two series of one tool can sit far apart at a
+    fine scale (a single 10 ms call and a single 1 us failure are ~14 million buckets apart at
+    scale 20), so a merge lowers the scale until their union fits, as the SDK itself would.
+    """
+    scale = min(h.scale for h in parts)
+    spans = [(h.scale, h.offset, h.offset + len(h.counts) - 1) for h in parts if h.counts]
+    while spans:
+        low = min(first >> (own - scale) for own, first, _ in spans)
+        high = max(last >> (own - scale) for own, _, last in spans)
+        if high - low < MAX_BUCKETS:
+            break
+        scale -= 1
+    return scale
+
+
 def merge(hists: Iterable[Hist]) -> Hist:
     """Sum histograms (e.g. one tool's success and error series) at their lowest scale."""
     parts = [h for h in hists if h.count]
@@ -147,7 +170,7 @@ def merge(hists: Iterable[Hist]) -> Hist:
         return EMPTY
     if len(parts) == 1:
         return parts[0]
-    scale = min(h.scale for h in parts)
+    scale = _common_scale(parts)
     acc: list[int] = []
     acc_offset = 0
     for hist in parts:

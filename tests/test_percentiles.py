@@ -140,3 +140,24 @@ def test_subtract_leaves_only_new_values_with_bucket_precise_bounds() -> None:
     assert not window.exact_bounds
     assert window.min == pytest.approx(_exphist.lower_bound(4, 3))
     assert window.max == pytest.approx(_exphist.lower_bound(5, 3))
+
+
+def test_merging_far_apart_single_values_lowers_the_scale_to_fit() -> None:
+    # One 10 ms success and one 1 us failure of the same tool: each SDK series sits at scale 20.
+    ok = _hist(20, int(np.log2(0.010) * 2**20), (1,))
+    failed = _hist(20, int(np.log2(0.000001) * 2**20), (1,))
+    merged = _exphist.merge([ok, failed])
+    assert merged.count == 2
+    assert len(merged.counts) <= _exphist.MAX_BUCKETS
+    assert sum(merged.counts) == 2
+    assert merged.scale < 20
+
+
+def test_a_tool_with_a_fast_failure_and_a_slow_success_reports_both() -> None:
+    otel_perf.record_tool_call("mixed", True, 10.0)
+    otel_perf.record_tool_call("mixed", False, 0.001, "ValueError")
+    tool = otel_perf.get_all_metrics()["tool_metrics"]["mixed"]
+    assert tool["total_calls"] == 2
+    assert tool["min_latency_ms"] == 0.0  # 1 us rounds to 0.00 ms
+    assert tool["max_latency_ms"] == 10.0
+    assert tool["p99_latency_ms"] <= 10.0
