@@ -5,9 +5,13 @@ the metrics endpoint itself, so the page makes no request to any other origin. T
 ``./metrics`` and ``./metrics/history`` with relative URLs, so it works on any host, port or
 path prefix.
 
-With ``METRICS_AUTH_TOKEN`` set, these files are public (they contain no data, only code), and
-the data routes keep requiring the token: the page asks for it, keeps it in the tab's
-``sessionStorage`` and sends it as ``Authorization: Bearer``. The responses carry a
+With ``METRICS_AUTH_TOKEN`` set, every path but ``/health`` needs the token, these files
+included. A browser cannot add a bearer header to a page navigation, so the endpoint also takes
+the token as the password of HTTP Basic authentication (any user name) and answers these paths
+with a Basic challenge: the browser asks once, then sends it with the page's own requests too.
+If the data requests are refused anyway (say, the token changed while the page was open), the
+page asks for the token, keeps it in the tab's ``sessionStorage`` and sends it as
+``Authorization: Bearer``. The responses carry a
 Content-Security-Policy that allows scripts, styles, images and fetches from this origin only
 and no framing, so even a bug that put a hostile tool name into markup could not run it.
 """
@@ -38,8 +42,8 @@ ASSETS: Final = {
     "/static/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }
 
-#: Paths served without the bearer token: code and markup only, never data.
-PUBLIC_PATHS: Final = frozenset(ASSETS)
+#: Paths a browser opens itself: with a token set they answer 401 with a Basic challenge.
+PAGE_PATHS: Final = frozenset(ASSETS)
 
 
 @functools.cache

@@ -20,6 +20,7 @@ oversized head, an unknown method, a bad request target, a head that trickles in
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hmac
 import ipaddress
@@ -102,6 +103,15 @@ def _error(status: int, message: str) -> Response:
     return json_response(status, {"error": message, "status": status})
 
 
+def _basic_password(credentials: str) -> str:
+    """The password of HTTP Basic ``credentials`` (base64 of ``user:password``), or ``""``."""
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[2]
+
+
 def normalize_path(path: str) -> str:
     """``/metrics/`` and ``/metrics`` are the same route; the root stays ``/``."""
     return path.rstrip("/") or "/"
@@ -164,6 +174,7 @@ class MetricsServer:
         cors_origins: tuple[str, ...] = ("*",),
         auth_token: str | None = None,
         public_paths: frozenset[str] = frozenset({"/health"}),
+        page_paths: frozenset[str] = frozenset(),
         inline_paths: frozenset[str] = frozenset({"/health"}),
         max_workers: int = 4,
         head_timeout_s: float = 10.0,
@@ -177,6 +188,7 @@ class MetricsServer:
         self._cors_origins = cors_origins
         self._auth_token = auth_token.encode() if auth_token else None
         self._public_paths = public_paths
+        self._page_paths = page_paths
         self._inline_paths = inline_paths
         self._max_workers = max_workers
         self._head_timeout_s = head_timeout_s
@@ -385,12 +397,18 @@ class MetricsServer:
     def _authorized(self, request: Request) -> bool:
         if self._auth_token is None or request.path in self._public_paths:
             return True
-        supplied = request.headers.get("authorization", "")
-        scheme, _, token = supplied.partition(" ")
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic":
+            # A browser opening the dashboard sends the token as the password of HTTP Basic
+            # authentication (any user name): the only way a page navigation can carry it.
+            supplied = _basic_password(credentials.strip())
+        else:
+            supplied = credentials.strip()
         # compare_digest takes as long for a wrong token as for a right one of the same length,
         # so response timing does not reveal how much of a guess was right.
-        matches = hmac.compare_digest(token.strip().encode(errors="replace"), self._auth_token)
-        return scheme.lower() == "bearer" and matches
+        matches = hmac.compare_digest(supplied.encode(errors="replace"), self._auth_token)
+        return scheme in ("bearer", "basic") and matches
 
     async def _dispatch(self, request: Request) -> Response:
         if request.method == "OPTIONS":
@@ -399,11 +417,16 @@ class MetricsServer:
         if not self._authorized(request):
             # Before the 404, so that without the token nobody learns which paths exist.
             response = _error(401, "unauthorized")
+            # Pages get a Basic challenge, so the browser asks for the token (as a password);
+            # data paths a Bearer one, so the dashboard's own requests show its token form
+            # instead of a browser dialog.
+            challenge = (
+                'Basic realm="otel-perf", charset="UTF-8"'
+                if request.path in self._page_paths
+                else 'Bearer realm="otel-perf"'
+            )
             return Response(
-                401,
-                response.body,
-                response.content_type,
-                (("WWW-Authenticate", 'Bearer realm="otel-perf"'),),
+                401, response.body, response.content_type, (("WWW-Authenticate", challenge),)
             )
         route = self.routes.get(request.path)
         if route is None:

@@ -179,7 +179,7 @@ class Metrics:
             self.routes(),
             cors_origins=settings.cors_origins,
             auth_token=settings.auth_token,
-            public_paths=frozenset({"/health", *_dashboard.PUBLIC_PATHS}),
+            page_paths=_dashboard.PAGE_PATHS,
         )
         try:
             server.start()

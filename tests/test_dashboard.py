@@ -3,6 +3,7 @@ that the wheel ships them."""
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import otel_perf
-from otel_perf._dashboard import ASSETS, PUBLIC_PATHS, asset
+from otel_perf._dashboard import ASSETS, PAGE_PATHS, asset
 from tests.helpers import http_request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,19 +60,24 @@ def test_page_and_assets_reference_only_their_own_origin() -> None:
     assert "document.write" not in script
 
 
-def test_with_a_token_the_page_loads_but_data_needs_the_token() -> None:
+def test_with_a_token_the_page_and_the_data_need_it() -> None:
     metrics = otel_perf.configure(json_port=0, auth_token="tok-123")
     assert metrics.url is not None
-    for path in PUBLIC_PATHS:
-        status, _, _ = http_request(metrics.url, path=path)
-        assert status == 200, path
-    for path in ("/metrics", "/metrics/history"):
-        status, _, _ = http_request(metrics.url, path=path)
+    basic = "Basic " + base64.b64encode(b"me:tok-123").decode()
+    for path in PAGE_PATHS:
+        status, headers, _ = http_request(metrics.url, path=path)
         assert status == 401, path
-        status, _, _ = http_request(
-            metrics.url, path=path, headers={"Authorization": "Bearer tok-123"}
-        )
-        assert status == 200, path
+        assert headers["www-authenticate"].startswith("Basic"), path
+        assert http_request(metrics.url, path=path, headers={"Authorization": basic})[0] == 200
+    for path in ("/metrics", "/metrics/history"):
+        status, headers, _ = http_request(metrics.url, path=path)
+        assert status == 401, path
+        assert headers["www-authenticate"].startswith("Bearer"), path
+        for credentials in ("Bearer tok-123", basic):
+            status, _, _ = http_request(
+                metrics.url, path=path, headers={"Authorization": credentials}
+            )
+            assert status == 200, (path, credentials)
 
 
 def test_the_wheel_ships_the_dashboard(tmp_path: Path) -> None:

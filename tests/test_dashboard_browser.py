@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 import otel_perf
 from otel_perf._http import MetricsServer
@@ -344,26 +345,38 @@ def test_disabled_metrics_are_said_plainly(watched: Watched) -> None:
         metrics.shutdown()
 
 
-def test_token_protected_endpoint_asks_for_the_token(watched: Watched) -> None:
+def test_token_protected_endpoint_asks_for_the_token(browser: Browser) -> None:
     metrics = otel_perf.configure(json_port=0, auth_token="s3cret-token")
     assert metrics.url is not None
     otel_perf.record_tool_call("guarded", True, 3.0)
-    page = watched.page
-    page.goto(metrics.url + "/?refresh=0.5")  # the page itself needs no token
-    page.wait_for_selector("#token-form:not([hidden])")
-    assert page.text_content("#status") == "token needed"
-    assert page.locator("#tools tbody tr").count() == 0  # no data without the token
-    page.fill("#token", "wrong")
-    page.click("#token-form button[type=submit]")
-    page.wait_for_function(
-        "() => document.getElementById('status').textContent === 'token rejected'"
+
+    # Without credentials the page itself is refused, with a challenge the browser answers by
+    # asking for a user name and password; nothing of the data reaches it.
+    anonymous = browser.new_context()
+    try:
+        response = anonymous.request.get(metrics.url + "/")
+        assert response.status == 401
+        assert response.headers["www-authenticate"].startswith("Basic")
+        assert b"guarded" not in response.body()
+        # A headless browser with no one to answer the prompt gives up on the page.
+        with pytest.raises(PlaywrightError, match="AUTH"):
+            anonymous.new_page().goto(metrics.url + "/")
+    finally:
+        anonymous.close()
+
+    # With the token as the password (what a person types into the browser's prompt) the page
+    # loads, and its own requests for data carry the same credentials.
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900},
+        http_credentials={"username": "me", "password": "s3cret-token"},
     )
-    page.fill("#token", "s3cret-token")
-    page.click("#token-form button[type=submit]")
-    page.wait_for_selector("#tools tbody tr[data-tool=guarded]")
-    assert page.is_hidden("#token-form")
-    assert page.evaluate("sessionStorage.getItem('otel-perf.token')") == "s3cret-token"
-    assert page.evaluate("localStorage.getItem('otel-perf.token')") is None
-    # The only console errors are the browser's own reports of the two 401 answers.
-    assert all("401" in error for error in watched.errors), watched.errors
-    watched.assert_same_origin(metrics.url)
+    try:
+        watched = Watched(context.new_page())
+        page = watched.page
+        page.goto(metrics.url + "/?refresh=0.5")
+        page.wait_for_selector("#tools tbody tr[data-tool=guarded]")
+        assert page.is_hidden("#token-form")
+        assert watched.errors == []
+        watched.assert_same_origin(metrics.url)
+    finally:
+        context.close()

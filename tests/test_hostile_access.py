@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import logging
@@ -103,22 +104,23 @@ BAD_CREDENTIALS = [
 
 
 def _data_paths() -> list[str]:
-    """Every route but the public ones, plus paths that do not exist."""
-    public = {"/health", *_dashboard.PUBLIC_PATHS}
+    """Every route but /health, plus paths that do not exist."""
     routes = _state.get_runtime().routes()
-    return [*sorted(set(routes) - public), "/nope", "/metrics/../health", "/admin"]
+    return [*sorted(set(routes) - {"/health"}), "/nope", "/metrics/../health", "/admin"]
 
 
 def test_every_path_but_health_needs_the_token(protected: str) -> None:
     paths = _data_paths()
-    assert {"/metrics", "/metrics/prometheus", "/metrics/history"} <= set(paths)
+    assert {"/metrics", "/metrics/prometheus", "/metrics/history", "/"} <= set(paths)
     for path in paths:
         for credentials in BAD_CREDENTIALS:
             headers = {} if credentials is None else {"Authorization": credentials}
             for method in ("GET", "HEAD", "POST"):
                 status, response_headers, body = http_request(protected, method, headers, path)
                 assert status == 401, (path, credentials, method, status)
-                assert response_headers["www-authenticate"].startswith("Bearer")
+                # Pages challenge with Basic (so a browser asks), data paths with Bearer.
+                scheme = "Basic" if path in _dashboard.PAGE_PATHS else "Bearer"
+                assert response_headers["www-authenticate"].startswith(scheme)
                 if method != "HEAD":
                     assert json.loads(body) == {"error": "unauthorized", "status": 401}
                 assert SECRET_TOOL.encode() not in body
@@ -134,14 +136,30 @@ def test_every_path_but_health_needs_the_token(protected: str) -> None:
     assert SECRET_TOOL.encode() not in body
 
 
-def test_public_dashboard_files_carry_no_data(protected: str) -> None:
-    """The dashboard's page, script, style and icon are code only (see otel_perf/_dashboard.py):
-    they are served without the token so a browser can load the page that then asks for it."""
-    for path in sorted(_dashboard.PUBLIC_PATHS):
-        status, _, body = http_request(protected, path=path)
+def test_dashboard_files_take_the_token_as_a_basic_password(protected: str) -> None:
+    """A browser cannot put a bearer token on a page navigation; it can send HTTP Basic
+    credentials, so the token is also accepted as their password (any user name)."""
+    good = base64.b64encode(f"anyone:{TOKEN}".encode()).decode()
+    bad = base64.b64encode(b"anyone:wrong").decode()
+    no_colon = base64.b64encode(TOKEN.encode()).decode()
+    for path in sorted(_dashboard.PAGE_PATHS):
+        status, headers, body = http_request(protected, path=path)
+        assert status == 401
+        assert headers["www-authenticate"].startswith("Basic")
+        for credentials in (f"Basic {bad}", f"Basic {no_colon}", "Basic !!notbase64!!"):
+            assert (
+                http_request(protected, path=path, headers={"Authorization": credentials})[0] == 401
+            ), credentials
+        status, _, body = http_request(
+            protected, path=path, headers={"Authorization": f"Basic {good}"}
+        )
         assert status == 200
-        assert SECRET_TOOL.encode() not in body
-        assert body == _dashboard.asset(_dashboard.ASSETS[path][0])  # a fixed file
+        assert body == _dashboard.asset(_dashboard.ASSETS[path][0])  # a fixed file, no data
+    status, _, body = http_request(
+        protected, path="/metrics", headers={"Authorization": f"Basic {good}"}
+    )
+    assert status == 200
+    assert SECRET_TOOL in json.loads(body)["tool_metrics"]
 
 
 def test_the_token_is_compared_with_hmac_compare_digest(

@@ -189,7 +189,7 @@ def server() -> Iterator[MetricsServer]:
         "127.0.0.1",
         0,
         metrics.routes(),
-        public_paths=frozenset({"/health", *_dashboard.PUBLIC_PATHS}),
+        page_paths=_dashboard.PAGE_PATHS,
         max_workers=WORKERS,
         head_timeout_s=HEAD_TIMEOUT_S,
         idle_timeout_s=HEAD_TIMEOUT_S,
