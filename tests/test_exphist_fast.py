@@ -91,7 +91,17 @@ def ref_merge(hists: Iterable[Hist]) -> Hist:
         return _exphist.EMPTY
     if len(parts) == 1:
         return parts[0]
+    # The finest scale at which the union of the parts fits MAX_BUCKETS buckets.
     scale = min(h.scale for h in parts)
+    while True:
+        indices = [
+            index >> (h.scale - scale)
+            for h in parts
+            for index in range(h.offset, h.offset + len(h.counts))
+        ]
+        if not indices or max(indices) - min(indices) < _exphist.MAX_BUCKETS:
+            break
+        scale -= 1
     acc: list[int] = []
     acc_offset = 0
     for hist in parts:
@@ -230,7 +240,7 @@ def _grown(rng: random.Random, base: Hist) -> Hist:
     """A later cumulative snapshot of ``base``: same or lower scale, only more counts."""
     extra = _random_hist(rng, base.scale)
     merged = ref_merge([base, extra])
-    lower = max(merged.scale - rng.choice((0, 0, 1, 3)), 0)
+    lower = merged.scale - rng.choice((0, 0, 1, 3))
     offset, counts = ref_rescaled(merged, lower)
     return Hist(
         lower,
