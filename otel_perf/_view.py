@@ -17,9 +17,9 @@ polling an idle server costs little more than the SDK's own collect.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry.sdk.metrics.export import (
     ExponentialHistogramDataPoint,
@@ -34,6 +34,8 @@ from otel_perf._exphist import EMPTY, Hist, from_point, merge, quantiles
 from otel_perf._window import WindowTracker
 
 _QUANTILES = (0.5, 0.95, 0.99)
+
+_L = TypeVar("_L")  # what a handler derives from a series' attributes
 
 
 @dataclass
@@ -70,8 +72,8 @@ class ViewCache:
     """
 
     def __init__(self) -> None:
-        self._points: dict[int, tuple[object, int, float, Hist]] = {}
-        self._points_next: dict[int, tuple[object, int, float, Hist]] = {}
+        self._points: dict[int, tuple[object, int, float, Hist, Any]] = {}
+        self._points_next: dict[int, tuple[object, int, float, Hist, Any]] = {}
         self._merged: dict[Hashable, tuple[tuple[Hist, ...], Hist]] = {}
         self._merged_next: dict[Hashable, tuple[tuple[Hist, ...], Hist]] = {}
         self._latency: dict[Hashable, tuple[Hist, dict[str, float]]] = {}
@@ -83,21 +85,26 @@ class ViewCache:
         self._merged, self._merged_next = self._merged_next, {}
         self._latency, self._latency_next = self._latency_next, {}
 
-    def hist(self, point: ExponentialHistogramDataPoint) -> Hist:
+    def series(
+        self, point: ExponentialHistogramDataPoint, classify: Callable[[Attributes], _L]
+    ) -> tuple[Hist, _L]:
+        """The point's buckets and ``classify(point.attributes)``, reused when unchanged.
+
+        A series' attributes never change, so neither does what ``classify`` derives from them
+        (each metric's handler passes its own ``classify``, and attributes belong to one metric).
+        """
         attributes = point.attributes
         if not attributes:
-            return from_point(point)  # no identity to key on
+            return from_point(point), classify(attributes)  # no identity to key on
         key = id(attributes)
         entry = self._points.get(key)
-        if (
-            entry is None
-            or entry[0] is not attributes
-            or entry[1] != point.count
-            or entry[2] != point.sum
-        ):
-            entry = (attributes, point.count, point.sum, from_point(point))
+        if entry is None or entry[0] is not attributes:
+            entry = (attributes, point.count, point.sum, from_point(point), classify(attributes))
+        elif entry[1] != point.count or entry[2] != point.sum:
+            entry = (attributes, point.count, point.sum, from_point(point), entry[4])
         self._points_next[key] = entry
-        return entry[3]
+        labels: _L = entry[4]
+        return entry[3], labels
 
     def merged(self, key: Hashable, parts: Sequence[Hist]) -> Hist:
         entry = self._merged.get(key)
@@ -169,13 +176,22 @@ def _error_type(attributes: Attributes) -> str | None:
     return None if value is None else str(value)
 
 
-def _series_point(point: object, cache: ViewCache | None) -> tuple[int, Hist | None, float]:
+def _series_point(
+    point: object, cache: ViewCache | None, classify: Callable[[Attributes], _L]
+) -> tuple[int, Hist | None, float, _L]:
+    """Count, buckets (exponential points only), sum and ``classify(attributes)`` of a point."""
     if isinstance(point, ExponentialHistogramDataPoint):
-        hist = from_point(point) if cache is None else cache.hist(point)
-        return point.count, hist, float(point.sum)
+        if cache is not None:
+            hist, labels = cache.series(point, classify)
+        else:
+            hist, labels = from_point(point), classify(point.attributes)
+        return point.count, hist, float(point.sum), labels
+    labels = classify(getattr(point, "attributes", None))
     if isinstance(point, HistogramDataPoint):
-        return point.count, None, float(point.sum)
-    return 0, None, 0.0
+        return point.count, None, float(point.sum), labels
+    if isinstance(point, HistogramDataPoint):
+        return point.count, None, float(point.sum), labels
+    return 0, None, 0.0, labels
 
 
 def extract(data: MetricsData | None, cache: ViewCache | None = None) -> Extracted:
@@ -199,27 +215,39 @@ def extract(data: MetricsData | None, cache: ViewCache | None = None) -> Extract
     return out
 
 
-def _on_mcp_duration(out: Extracted, point: object) -> None:
-    count, hist, total_sum = _series_point(point, out.cache)
-    attributes: Attributes = getattr(point, "attributes", None)
-    out.total_requests += count
+def _tool_labels(attributes: Attributes) -> tuple[str, str | None] | None:
+    """(tool, error type) of a duration series; ``None`` for requests other than tools/call."""
     overflow = bool(attributes and attributes.get(n.SDK_OVERFLOW_ATTRIBUTE))
     method = attributes.get(n.MCP_METHOD_NAME) if attributes else None
     if method != n.METHOD_TOOLS_CALL and not overflow:
+        return None
+    return _label(attributes, n.GEN_AI_TOOL_NAME, n.UNKNOWN), _error_type(attributes)
+
+
+def _on_mcp_duration(out: Extracted, point: object) -> None:
+    count, hist, total_sum, labels = _series_point(point, out.cache, _tool_labels)
+    out.total_requests += count
+    if labels is None:
         return
-    tool = _label(attributes, n.GEN_AI_TOOL_NAME, n.UNKNOWN)
+    tool, error_type = labels
     totals = out.tools.get(tool)
     if totals is None:
         totals = out.tools[tool] = SeriesTotals()
-    totals.add(count, _error_type(attributes), hist, total_sum)
+    totals.add(count, error_type, hist, total_sum)
+
+
+def _provider_labels(attributes: Attributes) -> tuple[str, str, str | None]:
+    """(provider, model, error type) of a provider duration series."""
+    return (
+        _label(attributes, n.GEN_AI_PROVIDER_NAME, n.UNKNOWN),
+        _label(attributes, n.GEN_AI_REQUEST_MODEL, n.UNKNOWN),
+        _error_type(attributes),
+    )
 
 
 def _on_provider_duration(out: Extracted, point: object) -> None:
-    count, hist, total_sum = _series_point(point, out.cache)
-    attributes: Attributes = getattr(point, "attributes", None)
-    provider = _label(attributes, n.GEN_AI_PROVIDER_NAME, n.UNKNOWN)
-    model = _label(attributes, n.GEN_AI_REQUEST_MODEL, n.UNKNOWN)
-    error_type = _error_type(attributes)
+    count, hist, total_sum, labels = _series_point(point, out.cache, _provider_labels)
+    provider, model, error_type = labels
     for totals in _provider_and_model(out, provider, model):
         totals.add(count, error_type, hist, total_sum)
 
