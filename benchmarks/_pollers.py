@@ -1,10 +1,11 @@
-"""HTTP pollers in a separate process: ``python -m benchmarks._pollers URL CONCURRENCY``.
+"""HTTP pollers in a separate process: ``python -m benchmarks._pollers URL CONCURRENCY [INTERVAL]``.
 
 Dashboards poll from other processes (usually other machines), so the pollers run outside the
 process under test: their own client work must not be billed to the server's process. Each
-poller keeps one connection open and asks ``GET /metrics`` in a closed loop — the next request
-leaves as soon as the previous response is read — checking that every response is a 200 with a
-JSON document. Commands arrive one per line on stdin:
+poller keeps one connection open and asks ``GET /metrics`` every ``INTERVAL`` seconds (the
+pollers' phases spread at random), or, with an interval of 0, in a closed loop: the next request
+leaves as soon as the previous response is read. Every response must be a 200 with a JSON
+document. Commands arrive one per line on stdin:
 
 ``run``    start (or resume) polling;
 ``pause``  stop after the requests in flight;
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 import sys
 import threading
 from time import perf_counter
@@ -24,10 +26,13 @@ from urllib.parse import urlsplit
 
 
 class _Poller(threading.Thread):
-    def __init__(self, host: str, port: int, go: threading.Event, stop: threading.Event) -> None:
+    def __init__(
+        self, host: str, port: int, interval_s: float, go: threading.Event, stop: threading.Event
+    ) -> None:
         super().__init__(daemon=True)
         self._host = host
         self._port = port
+        self._interval_s = interval_s
         self._go = go
         self._stop_event = stop
         self.lock = threading.Lock()
@@ -40,9 +45,16 @@ class _Poller(threading.Thread):
 
     def run(self) -> None:
         connection = self._connect()
+        next_at = perf_counter() + random.random() * self._interval_s
         while not self._stop_event.is_set():
             if not self._go.wait(0.05):
                 continue
+            if self._interval_s:
+                delay = next_at - perf_counter()
+                if delay > 0:
+                    self._stop_event.wait(min(delay, 0.05))
+                    continue
+                next_at = max(next_at + self._interval_s, perf_counter())
             start = perf_counter()
             try:
                 connection.request("GET", "/metrics")
@@ -81,10 +93,11 @@ def _percentile(ordered: list[float], q: float) -> float:
 
 def main(argv: list[str]) -> int:
     url, concurrency = argv[0], int(argv[1])
+    interval_s = float(argv[2]) if len(argv) > 2 else 0.0
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     go, stop = threading.Event(), threading.Event()
-    pollers = [_Poller(host, port, go, stop) for _ in range(concurrency)]
+    pollers = [_Poller(host, port, interval_s, go, stop) for _ in range(concurrency)]
     for poller in pollers:
         poller.start()
     print("ready", flush=True)
