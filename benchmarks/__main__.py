@@ -35,6 +35,7 @@ class Scale:
     chunks: int
     thread_rounds: int
     thread_ns: float
+    profile_calls: int
     snapshot_tools: int
     snapshot_calls: int
     snapshot_rounds: int
@@ -60,6 +61,7 @@ FULL = Scale(
     chunks=6,
     thread_rounds=10,
     thread_ns=40_000_000.0,
+    profile_calls=20_000,
     snapshot_tools=100,
     snapshot_calls=200,
     snapshot_rounds=40,
@@ -85,6 +87,7 @@ QUICK = Scale(
     chunks=2,
     thread_rounds=1,
     thread_ns=2_000_000.0,
+    profile_calls=200,
     snapshot_tools=10,
     snapshot_calls=20,
     snapshot_rounds=2,
@@ -113,6 +116,7 @@ def _sections(scale: Scale) -> dict[str, Callable[[], list[Section]]]:
             chunks=scale.chunks,
             thread_rounds=scale.thread_rounds,
             thread_ns=scale.thread_ns,
+            profile_calls=scale.profile_calls,
         ),
         "snapshot": lambda: [
             _snapshot.run(
