@@ -4,7 +4,7 @@ Export shares the JSON view's reader and runs on a background thread, so it adds
 record call; what it costs is that thread's work (a collection, encoding, a send) every export
 interval. So the comparison is made on CPU time of the whole process per recorded call, over
 blocks long enough to hold several exports: alternating blocks with OTLP off and on (in the
-order off-on, on-off, ...), the OTLP configuration built fresh for each "on" block and shut down
+order off-on, on-off, ...), each block with a configuration built fresh for it and shut down
 after it, so no exporter thread runs during an "off" block. The exporter sends to a closed port
 on 127.0.0.1 every ``interval_ms``: every export is a full collect and encode, then a refused
 connection. A second, finer comparison times the record call alone (thread CPU time,
@@ -75,7 +75,8 @@ def _record_block(metrics: Metrics, seconds: float, tools: int) -> float:
 def run(*, blocks: int, block_s: float, interval_ms: int, rounds: int, tools: int = 20) -> Section:
     port = closed_port()
     env_on: Mapping[str, str] = _env(interval_ms, port)
-    off = _runtimes.build({"METRICS_JSON_ENDPOINT_ENABLED": "false"})
+    env_off: Mapping[str, str] = {"METRICS_JSON_ENDPOINT_ENABLED": "false"}
+    off = _runtimes.build(env_off)
     section = Section(
         "OTLP export",
         f"Tracked calls on {tools} tools with OTLP export off and on (http/protobuf to a closed "
@@ -98,18 +99,17 @@ def run(*, blocks: int, block_s: float, interval_ms: int, rounds: int, tools: in
         for index in range(blocks):
             costs = {}
             for phase in ("off", "on") if index % 2 == 0 else ("on", "off"):
-                if phase == "off":
-                    costs[phase] = _record_block(off, block_s, tools)
-                    continue
-                on = _runtimes.build(env_on)
+                # A fresh configuration for every block, on or off alike, so both start from
+                # the same state (new series, empty windows).
+                fresh = _runtimes.build(env_on if phase == "on" else env_off)
                 try:
-                    costs[phase] = _record_block(on, block_s, tools)
-                    pipeline = on.pipeline
-                    if pipeline is not None:
+                    costs[phase] = _record_block(fresh, block_s, tools)
+                    pipeline = fresh.pipeline
+                    if phase == "on" and pipeline is not None:
                         exports += sum(f.status().exports for f in pipeline.forwarders)
                 finally:
                     _runtimes.activate(None)
-                    on.shutdown(timeout_s=5.0)
+                    fresh.shutdown(timeout_s=5.0)
             ratios.append(costs["on"] / costs["off"])
             on_costs.append(costs["on"])
             off_costs.append(costs["off"])
