@@ -63,7 +63,7 @@ def _record_block(metrics: Metrics, seconds: float, tools: int) -> float:
     calls = 0
     cpu0 = time.process_time_ns()
     deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
+    while calls == 0 or time.perf_counter() < deadline:  # at least one pass, however slow
         for name in names:
             for _ in range(20):
                 with track(name):

@@ -156,10 +156,12 @@ def _scenario(
             for phase in order:
                 poller_process.send("run" if phase == "on" else "pause")
                 calls, wall_s, cpu_s = _block(recorders, block_s)
-                per_cpu[phase], per_wall[phase] = calls / cpu_s, calls / wall_s
+                # A clock that did not advance (a starved quick run) must not divide by zero.
+                per_cpu[phase] = calls / max(cpu_s, 1e-9)
+                per_wall[phase] = calls / max(wall_s, 1e-9)
                 (outcome.on if phase == "on" else outcome.off).add(calls, wall_s, cpu_s)
-            outcome.ratios.append(per_cpu["on"] / per_cpu["off"])
-            outcome.wall_ratios.append(per_wall["on"] / per_wall["off"])
+            outcome.ratios.append(per_cpu["on"] / max(per_cpu["off"], 1e-9))
+            outcome.wall_ratios.append(per_wall["on"] / max(per_wall["off"], 1e-9))
         poller_process.send("pause")
         outcome.report = poller_process.report()
         if alone:
@@ -173,6 +175,11 @@ def _scenario(
     finally:
         poller_process.close()
     return outcome
+
+
+def _rate(amount: float, per: float) -> float:
+    """``amount / per``, or 0 when ``per`` is 0 (a starved quick run)."""
+    return amount / per if per > 0 else 0.0
 
 
 def _number(report: dict[str, object], key: str) -> float:
@@ -233,17 +240,21 @@ def run(*, pollers: int, seconds: float, threads: int, blocks: int) -> Section:
         report = outcome.report
         on, off = outcome.on, outcome.off
         section.row(
-            f"{name}: recording throughput without pollers", off.calls / off.cpu_s, "calls/CPU-s"
+            f"{name}: recording throughput without pollers",
+            _rate(off.calls, off.cpu_s),
+            "calls/CPU-s",
         )
         section.row(
-            f"{name}: recording throughput with pollers", on.calls / on.cpu_s, "calls/CPU-s"
+            f"{name}: recording throughput with pollers", _rate(on.calls, on.cpu_s), "calls/CPU-s"
         )
         section.row(
             f"{name}: recording throughput with / without, wall clock",
             statistics.median(outcome.wall_ratios),
             "x",
         )
-        section.row(f"{name}: responses served", _number(report, "requests") / on.wall_s, "/s")
+        section.row(
+            f"{name}: responses served", _rate(_number(report, "requests"), on.wall_s), "/s"
+        )
         section.row(f"{name}: response latency p50", _number(report, "p50_ms"), "ms")
         section.row(f"{name}: response latency p99", _number(report, "p99_ms"), "ms")
         failures += int(_number(report, "failures"))
@@ -259,14 +270,14 @@ def run(*, pollers: int, seconds: float, threads: int, blocks: int) -> Section:
             section.row(f"{name}, no recording: latency p99", _number(alone, "p99_ms"), "ms")
             failures += int(_number(alone, "failures"))
             requests += int(_number(alone, "requests"))
+        pooled = _rate(_rate(on.calls, on.cpu_s), _rate(off.calls, off.cpu_s))
         section.target(
             Target(
                 f"recording throughput with {pollers} pollers ({name}) vs without",
                 statistics.median(outcome.ratios),
                 0.8,
                 at_most=False,
-                detail=f"Median of {blocks} paired blocks; pooled "
-                f"{(on.calls / on.cpu_s) / (off.calls / off.cpu_s):.3f}; by wall clock "
+                detail=f"Median of {blocks} paired blocks; pooled {pooled:.3f}; by wall clock "
                 f"{statistics.median(outcome.wall_ratios):.3f}.",
             )
         )
