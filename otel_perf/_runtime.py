@@ -25,6 +25,7 @@ from otel_perf._pipeline import Pipeline, Snapshot
 from otel_perf._prometheus import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
 from otel_perf._prometheus import render as render_prometheus
 from otel_perf._recorder import Recorder
+from otel_perf._reuse import Reuse
 from otel_perf._settings import Settings
 from otel_perf._version import __version__
 from otel_perf._view import disabled_document
@@ -58,6 +59,9 @@ class Metrics:
         self.history = History(
             lambda: self._pipeline, capacity=history_size, interval_s=history_interval_s
         )
+        # What HTTP polling may cost the host is bounded (see _reuse.py); the Python API is not.
+        self._metrics_body: Reuse[bytes] = Reuse(self.snapshot_body)
+        self._prometheus_body: Reuse[bytes] = Reuse(self._render_prometheus)
         self._closed = False
         self._started_wall = time.time()
         if settings.enabled and settings.json_enabled:
@@ -130,11 +134,14 @@ class Metrics:
             **_dashboard.routes(),
         }
 
-    def _prometheus_route(self, _request: Request) -> Response:
+    def _render_prometheus(self) -> bytes:
         # A raw collection: a scrape closes no JSON-view window slice.
         pipeline = self._pipeline
+        return render_prometheus(pipeline.collect() if pipeline is not None else None)
+
+    def _prometheus_route(self, _request: Request) -> Response:
         try:
-            body = render_prometheus(pipeline.collect() if pipeline is not None else None)
+            body = self._prometheus_body.get()
         except Exception as exc:
             logger.warning(
                 "otel-perf: rendering /metrics/prometheus failed: %s", type(exc).__name__
@@ -144,7 +151,7 @@ class Metrics:
 
     def _metrics_route(self, _request: Request) -> Response:
         try:
-            body = self.snapshot_body()
+            body = self._metrics_body.get()
         except CollectionError as exc:
             raise ServiceUnavailable from exc
         return Response(200, body)
@@ -208,6 +215,8 @@ class Metrics:
             if old is None:
                 return
             self._pipeline = Pipeline(self.settings)
+            self._metrics_body.clear()
+            self._prometheus_body.clear()
         old.shutdown()
 
     def abandon_after_fork(self) -> None:
