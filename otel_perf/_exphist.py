@@ -116,8 +116,17 @@ def _rescaled(hist: Hist, scale: int) -> tuple[int, list[int]]:
     if not hist.counts:
         return 0, []
     offset = hist.offset
+    shift = hist.scale - scale
+    if shift > 2:
+        # A large drop (a lone error series at scale 20 joining a tool's series at scale 4):
+        # move each bucket once, instead of halving the list ``shift`` times.
+        new_offset = offset >> shift
+        out = [0] * (((offset + len(hist.counts) - 1) >> shift) - new_offset + 1)
+        for index, count in enumerate(hist.counts, offset):
+            out[(index >> shift) - new_offset] += count
+        return new_offset, out
     counts = list(hist.counts)
-    for _ in range(hist.scale - scale):
+    for _ in range(shift):
         # One scale down, bucket i goes to i >> 1: pad to an even start and an even length,
         # then add neighbours pairwise.
         if offset & 1:
