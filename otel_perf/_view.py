@@ -189,8 +189,6 @@ def _series_point(
     labels = classify(getattr(point, "attributes", None))
     if isinstance(point, HistogramDataPoint):
         return point.count, None, float(point.sum), labels
-    if isinstance(point, HistogramDataPoint):
-        return point.count, None, float(point.sum), labels
     return 0, None, 0.0, labels
 
 
