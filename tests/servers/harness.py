@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 
 import otel_perf
+from otel_perf._demo import serve_http
 
 from . import apps
 
@@ -42,25 +43,14 @@ def fetch_json(url: str) -> Any:
 
 @contextmanager
 def uvicorn_server(app: Any) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 on a free port in a thread; yields the base URL."""
-    import uvicorn
+    """Serve ``app`` on 127.0.0.1 on a free port in a thread; yields the base URL.
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + WAIT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=WAIT_S)
-        assert not thread.is_alive(), "uvicorn did not stop"
+    The demo's own runner, so the tests exercise the code the demo ships.
+    """
+    with serve_http(app) as url:
+        yield url
+    alive = [t for t in threading.enumerate() if t.name == "otel-perf-demo-mcp"]
+    assert not alive, "uvicorn did not stop"
 
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:
