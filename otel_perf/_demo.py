@@ -346,7 +346,11 @@ def run_demo(plan: LoadPlan, port: int, serve: bool, out: TextIO = sys.stdout) -
     app = server.streamable_http_app()
     metrics = _start_metrics(port, out)
     if metrics.url is not None:
-        print(f"metrics: {metrics.url}/metrics   health: {metrics.url}/health", file=out)
+        print(
+            f"dashboard: {metrics.url}/   metrics: {metrics.url}/metrics   "
+            f"health: {metrics.url}/health",
+            file=out,
+        )
     interrupted = False
     with serve_http(app) as base:
         print(f"MCP server: {base}/mcp ({plan.concurrency} clients)", file=out, flush=True)
