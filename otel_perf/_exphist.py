@@ -24,7 +24,8 @@ from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint
 
 from otel_perf._names import EXPONENTIAL_MAX_SIZE
 
-#: A merged histogram keeps at most as many buckets as one SDK series does.
+#: A merged histogram keeps at least this many buckets' span (the default series size), or the
+#: longest part's span when series were configured with more (``METRICS_HISTOGRAM_BUCKETS``).
 MAX_BUCKETS = EXPONENTIAL_MAX_SIZE
 
 
@@ -155,18 +156,19 @@ def _aligned(
 
 
 def _common_scale(parts: Sequence[Hist]) -> int:
-    """The finest scale at which all of ``parts`` fit in ``MAX_BUCKETS`` buckets together.
+    """The finest scale at which all of ``parts`` fit in one series' worth of buckets together.
 
-    Each SDK series fits its own 160 buckets, but two series of one tool can sit far apart at a
+    Each SDK series fits its own buckets, but two series of one tool can sit far apart at a
     fine scale (a single 10 ms call and a single 1 us failure are ~14 million buckets apart at
     scale 20), so a merge lowers the scale until their union fits, as the SDK itself would.
     """
+    limit = max(MAX_BUCKETS, *(len(h.counts) for h in parts))
     scale = min(h.scale for h in parts)
     spans = [(h.scale, h.offset, h.offset + len(h.counts) - 1) for h in parts if h.counts]
     while spans:
         low = min(first >> (own - scale) for own, first, _ in spans)
         high = max(last >> (own - scale) for own, _, last in spans)
-        if high - low < MAX_BUCKETS:
+        if high - low < limit:
             break
         scale -= 1
     return scale

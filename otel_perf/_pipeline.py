@@ -75,7 +75,7 @@ class PullReader(MetricReader):
 
 def _views(settings: Settings) -> list[View]:
     exponential = ExponentialBucketHistogramAggregation(
-        max_size=n.EXPONENTIAL_MAX_SIZE, max_scale=n.EXPONENTIAL_MAX_SCALE
+        max_size=settings.histogram_buckets, max_scale=n.EXPONENTIAL_MAX_SCALE
     )
     # Room for every kept tool with its success series and a few error series before the SDK's
     # own overflow point is used (which the JSON view reports under "_OTHER" too).

@@ -59,6 +59,11 @@ METRICS_MAX_ERROR_TYPES: Final = "METRICS_MAX_ERROR_TYPES"
 """Integer >= 1. Default ``50``. Distinct error types kept (process-wide); later ones fold
 into ``_OTHER``."""
 
+METRICS_HISTOGRAM_BUCKETS: Final = "METRICS_HISTOGRAM_BUCKETS"
+"""Integer 20-2048. Default ``160``. Buckets of each duration histogram series. More buckets
+mean finer percentiles where few calls are counted (p99 of a 1,000-call window: about 2.4 %
+error at 160, about 1 % at 640) for more memory and collection time per series."""
+
 OTEL_SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
 """The OTel spec's master switch: ``true`` disables otel-perf like
 ``PERFORMANCE_METRICS_ENABLED=false`` (the SDK would otherwise hand out no-op meters)."""
@@ -67,6 +72,8 @@ _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 _MAX_WINDOW: Final = 10_000_000
 _MAX_CAP: Final = 100_000
+_MIN_BUCKETS: Final = 20
+_MAX_BUCKETS: Final = 2048
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ class Settings:
     max_models: int = 200
     max_caches: int = 100
     max_error_types: int = 50
+    histogram_buckets: int = 160
     #: Push export (OTLP, console) from the standard ``OTEL_*`` variables; see _otlp_settings.
     export: ExportSettings = dataclasses.field(default_factory=ExportSettings)
 
@@ -155,6 +163,7 @@ def _token(raw: str) -> str | None:
 _window = _int_in(1, _MAX_WINDOW)
 _port = _int_in(0, 65535)
 _cap = _int_in(1, _MAX_CAP)
+_buckets = _int_in(_MIN_BUCKETS, _MAX_BUCKETS)
 
 # field name -> (environment variable(s), parser). The first variable set wins.
 _ENV_FIELDS: Final[dict[str, tuple[tuple[str, ...], Callable[[str], Any]]]] = {
@@ -170,6 +179,7 @@ _ENV_FIELDS: Final[dict[str, tuple[tuple[str, ...], Callable[[str], Any]]]] = {
     "max_models": ((METRICS_MAX_MODELS,), _cap),
     "max_caches": ((METRICS_MAX_CACHES,), _cap),
     "max_error_types": ((METRICS_MAX_ERROR_TYPES,), _cap),
+    "histogram_buckets": ((METRICS_HISTOGRAM_BUCKETS,), _buckets),
 }
 
 # Validators for keyword overrides: same rules, but typed values instead of strings.
@@ -191,6 +201,7 @@ _OVERRIDE_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
     "max_models": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
     "max_caches": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
     "max_error_types": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
+    "histogram_buckets": lambda v: _is_int(v) and _MIN_BUCKETS <= v <= _MAX_BUCKETS,
     "export": lambda v: isinstance(v, ExportSettings),
 }
 

@@ -161,3 +161,27 @@ def test_a_tool_with_a_fast_failure_and_a_slow_success_reports_both() -> None:
     assert tool["min_latency_ms"] == 0.0  # 1 us rounds to 0.00 ms
     assert tool["max_latency_ms"] == 10.0
     assert tool["p99_latency_ms"] <= 10.0
+
+
+def _window_errors(buckets: int, seed: int) -> list[float]:
+    """p50/p95/p99 error (%) of a 1,000-call window that follows 5,000 earlier calls."""
+    otel_perf.configure(window_size=1000, histogram_buckets=buckets)
+    rng = np.random.default_rng(seed)
+    _record_all("t", rng.lognormal(np.log(50.0), 1.0, 5000))
+    otel_perf.get_all_metrics()
+    window = rng.lognormal(np.log(50.0), 1.0, 1000)
+    _record_all("t", window)
+    tool = otel_perf.get_all_metrics()["tool_metrics"]["t"]
+    exact = np.percentile(window, [50, 95, 99])
+    return [
+        abs(tool[f"p{q}_latency_ms"] - e) / e * 100
+        for q, e in zip((50, 95, 99), exact, strict=True)
+    ]
+
+
+def test_more_buckets_give_finer_percentiles_of_small_windows() -> None:
+    # METRICS_HISTOGRAM_BUCKETS trades memory for accuracy where few calls share a bucket.
+    coarse = [max(_window_errors(160, seed)) for seed in range(4)]
+    fine = [max(_window_errors(640, seed)) for seed in range(4)]
+    assert max(fine) <= 1.0, fine
+    assert max(fine) < max(coarse), (fine, coarse)

@@ -39,6 +39,7 @@ def test_every_variable_is_read() -> None:
         "METRICS_MAX_MODELS": "12",
         "METRICS_MAX_CACHES": "13",
         "METRICS_MAX_ERROR_TYPES": "14",
+        "METRICS_HISTOGRAM_BUCKETS": "640",
     }
     settings, warnings = load_settings(env)
     assert warnings == []
@@ -55,6 +56,7 @@ def test_every_variable_is_read() -> None:
         max_models=12,
         max_caches=13,
         max_error_types=14,
+        histogram_buckets=640,
     )
 
 
@@ -94,6 +96,8 @@ def test_otel_sdk_disabled_switches_otel_perf_off() -> None:
         ("METRICS_CORS_ORIGINS", " , ", "cors_origins"),
         ("METRICS_MAX_TOOLS", "0", "max_tools"),
         ("METRICS_MAX_ERROR_TYPES", "many", "max_error_types"),
+        ("METRICS_HISTOGRAM_BUCKETS", "10", "histogram_buckets"),
+        ("METRICS_HISTOGRAM_BUCKETS", "100000", "histogram_buckets"),
     ],
 )
 def test_bad_value_warns_naming_variable_and_default(variable: str, value: str, field: str) -> None:
