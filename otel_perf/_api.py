@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable, Coroutine
 from time import perf_counter
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar, cast, overload
+from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from otel_perf import _state
 from otel_perf._recorder import MAX_DURATION_SECONDS, Recorder, warn_dropped
@@ -124,11 +124,7 @@ def record_provider_call(
 _BOOTSTRAP = _state.BOOTSTRAP
 
 
-def _resolve() -> Recorder | None:
-    target = _state.current
-    if target is _BOOTSTRAP:
-        return _state.resolve_recorder()
-    return cast("Recorder | None", target)
+_resolve = _state.active_recorder
 
 
 class ToolTracker:
@@ -152,7 +148,8 @@ class ToolTracker:
         self._recorder: Recorder | None = None  # _start is set by __enter__ when this is set
 
     def __enter__(self) -> ToolTracker:
-        # _resolve() inlined: this and __exit__ are the hot path of every tracked call.
+        # _state.active_recorder() inlined: this and __exit__ are the hot path of every tracked
+        # call.
         recorder = _state.current
         if recorder is _BOOTSTRAP:
             recorder = _state.resolve_recorder()

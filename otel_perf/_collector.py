@@ -13,7 +13,6 @@ from typing import Any
 from otel_perf import _api, _state
 from otel_perf._exphist import EMPTY
 from otel_perf._limits import sanitize
-from otel_perf._recorder import Recorder
 from otel_perf._view import latency_fields
 
 
@@ -108,9 +107,6 @@ class PerformanceMetricsCollector:
     def reset_metrics(self) -> None:
         """Zero everything (a new MeterProvider); the endpoint keeps running."""
         _state.reset_metrics()
-
-    def _recorder(self) -> Recorder | None:  # for integrations that want the hot path
-        return _state.resolve_recorder()
 
 
 def _reinit_after_fork() -> None:

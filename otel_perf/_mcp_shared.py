@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Mapping
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
@@ -53,12 +53,8 @@ def _spec_methods() -> tuple[frozenset[str], frozenset[str]]:
 SPEC_CLIENT_METHODS, SPEC_CLIENT_NOTIFICATION_METHODS = _spec_methods()
 
 
-def resolve_recorder() -> Recorder | None:
-    """The recorder for this request: ``None`` when metrics are off (then do nothing)."""
-    target = _state.current
-    if target is _state.BOOTSTRAP:
-        return _state.resolve_recorder()
-    return cast("Recorder | None", target)
+#: The recorder for this request: ``None`` when metrics are off (then do nothing).
+resolve_recorder = _state.active_recorder
 
 
 def error_type(exc: BaseException) -> str | None:

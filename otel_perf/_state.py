@@ -105,6 +105,19 @@ def resolve_recorder() -> Recorder | None:
     return target
 
 
+def active_recorder() -> Recorder | None:
+    """The recorder now: the current one, configuring first if nothing is configured yet.
+
+    What every record path outside the public functions calls (trackers, integrations, cache
+    wrappers); ``None`` when metrics are off.
+    """
+    target = current
+    if target is BOOTSTRAP:
+        return resolve_recorder()
+    recorder: Recorder | None = target
+    return recorder
+
+
 def reset_metrics() -> None:
     """A clean slate: a new MeterProvider with zero counts; the endpoint keeps running."""
     global current
@@ -168,6 +181,7 @@ def reset_for_tests() -> None:
 __all__ = [
     "BOOTSTRAP",
     "Settings",
+    "active_recorder",
     "configure",
     "current",
     "get_runtime",

@@ -41,7 +41,6 @@ from typing import Any, TypeVar
 
 from otel_perf import _cache_sources, _state
 from otel_perf._log import warn_once
-from otel_perf._recorder import Recorder
 
 __all__ = ["InstrumentedCache", "instrument_cache", "observe_lru_cache"]
 
@@ -52,12 +51,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _MISSING = object()
 
 
-def _recorder() -> Recorder | None:
-    target = _state.current
-    if target is _state.BOOTSTRAP:
-        return _state.resolve_recorder()
-    recorder: Recorder | None = target
-    return recorder
+_recorder = _state.active_recorder
 
 
 def _is_size_rejection(exc: ValueError) -> bool:
