@@ -53,7 +53,7 @@ def test(args: list[str]) -> int:
     checks = [
         (PYTHON, "-m", "ruff", "check", "otel_perf", "tests", "benchmarks", "dev.py"),
         (PYTHON, "-m", "ruff", "format", "--check", "otel_perf", "tests", "benchmarks", "dev.py"),
-        (PYTHON, "-m", "mypy", "--strict", "otel_perf", "tests/test_typed_usage.py"),
+        (PYTHON, "-m", "mypy", "--strict", "otel_perf", "tests/unit/test_typed_usage.py"),
     ]
     failed = [" ".join(map(str, c[2:4])) for c in checks if _run(*c) != 0]
     code = _run(PYTHON, "-m", "pytest", *args)

@@ -29,7 +29,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import Histogram as PromHistogram
 
-from otel_perf import _names as n
+from otel_perf import _semconv as n
 from otel_perf._pipeline import _views
 from otel_perf._recorder import Recorder
 from otel_perf._settings import Settings

@@ -22,7 +22,7 @@ import otel_perf
 from benchmarks import _runtimes
 from benchmarks._report import Section, Target
 from benchmarks._timing import compile_loop, interleave
-from otel_perf._runtime import Metrics
+from otel_perf._metrics import Metrics
 
 OFF = "OTLP off: with track_tool()"
 ON = "OTLP on: with track_tool()"

@@ -20,7 +20,7 @@ from benchmarks import _baselines as base
 from benchmarks import _runtimes
 from benchmarks._report import Section, Target
 from benchmarks._timing import Loop, Samples, calibrate, compile_loop, interleave, run_threads
-from otel_perf._runtime import Metrics
+from otel_perf._metrics import Metrics
 
 
 @dataclass(frozen=True)

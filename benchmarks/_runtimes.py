@@ -15,8 +15,8 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from otel_perf import _state
-from otel_perf._runtime import Metrics
+from otel_perf import _configure, _state
+from otel_perf._metrics import Metrics
 from otel_perf._settings import load_settings
 
 #: Variables otel-perf or the OTel SDK read; cleared so the caller's shell cannot skew a run.
@@ -51,7 +51,7 @@ def build(env: Mapping[str, str], **overrides: Any) -> Metrics:
 def activate(metrics: Metrics | None) -> None:
     """Make ``metrics`` the instance every public otel-perf function uses."""
     _state.runtime = metrics
-    _state.current = metrics.recorder if metrics is not None else _state.BOOTSTRAP
+    _state.current = metrics.recorder if metrics is not None else _state.UNCONFIGURED
 
 
 def release(*instances: Metrics) -> None:
@@ -59,4 +59,4 @@ def release(*instances: Metrics) -> None:
     activate(None)
     for metrics in instances:
         metrics.shutdown(timeout_s=5.0)
-    _state.shutdown()
+    _configure.shutdown()

@@ -155,7 +155,7 @@ def run(*, tools: int, calls: int, rounds: int) -> Section:
         f"Every tool changed: otel-perf adds about {per_tool_us:.0f} us per changed tool "
         "(converting its changed series, merging its three series, differencing the window, "
         f"estimating three percentiles, rendering), against the SDK's {per_point_us:.0f} us "
-        "per data point to collect. The idle case reuses all of that (`ViewCache`), which is "
+        "per data point to collect. The idle case reuses all of that (`DocumentCache`), which is "
         "why a dashboard polling a quiet server costs little more than the collect."
     )
     tool_count = len(document["tool_metrics"])

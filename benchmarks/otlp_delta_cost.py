@@ -1,7 +1,7 @@
 """What delta temporality costs per export: ``python benchmarks/otlp_delta_cost.py``.
 
 otel-perf computes OTLP deltas on the forwarder thread from two cumulative collections (see
-``otel_perf/_otlp_delta.py``), so ``record`` costs the same with ``delta`` as with
+``otel_perf/_export/delta.py``), so ``record`` costs the same with ``delta`` as with
 ``cumulative``. This measures the per-export price instead: building the baseline and the delta
 batch for N tool series, next to the cost of the collection itself, median of several runs.
 """
@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 import otel_perf
-from otel_perf._otlp_delta import baseline_of, to_delta
+from otel_perf._export.delta import baseline_of, to_delta
 
 
 def main() -> None:

@@ -29,10 +29,11 @@ from otel_perf._api import (
     track_session,
     track_tool,
 )
-from otel_perf._collector import PerformanceMetricsCollector, get_collector
-from otel_perf._runtime import CollectionError, Metrics
+from otel_perf._compat import PerformanceMetricsCollector, get_collector
+from otel_perf._configure import configure, shutdown
+from otel_perf._metrics import Metrics
+from otel_perf._pipeline import CollectionError
 from otel_perf._settings import Settings
-from otel_perf._state import configure, shutdown
 
 try:
     __version__ = version("otel-perf")

@@ -1,5 +1,5 @@
 """``python -m otel_perf``: the same as the ``otel-perf`` command."""
 
-from otel_perf._cli import main
+from otel_perf._cli.main import main
 
 raise SystemExit(main())

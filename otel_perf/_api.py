@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from otel_perf import _state
+from otel_perf._configure import active_recorder, get_runtime
 from otel_perf._recorder import MAX_DURATION_SECONDS, Recorder, warn_dropped
 
 _P = ParamSpec("_P")
@@ -83,7 +84,7 @@ def get_all_metrics() -> dict[str, Any]:
     Each call closes a latency-window slice. Raises
     :class:`~otel_perf.CollectionError` only if the SDK's collection itself fails.
     """
-    return _state.get_runtime().snapshot()
+    return get_runtime().snapshot()
 
 
 def snapshot() -> dict[str, Any]:
@@ -120,11 +121,8 @@ def record_provider_call(
 # --- trackers -----------------------------------------------------------------------------------
 
 
-#: The stand-in recorder before the first configuration (never replaced, so safe to bind once).
-_BOOTSTRAP = _state.BOOTSTRAP
-
-
-_resolve = _state.active_recorder
+#: The stand-in recorder's class before the first configuration (see otel_perf._state).
+_Unconfigured = _state.Unconfigured
 
 
 class ToolTracker:
@@ -148,11 +146,11 @@ class ToolTracker:
         self._recorder: Recorder | None = None  # _start is set by __enter__ when this is set
 
     def __enter__(self) -> ToolTracker:
-        # _state.active_recorder() inlined: this and __exit__ are the hot path of every tracked
-        # call.
+        # active_recorder()'s common case inlined: this and __exit__ are the hot path of every
+        # tracked call.
         recorder = _state.current
-        if recorder is _BOOTSTRAP:
-            recorder = _state.resolve_recorder()
+        if isinstance(recorder, _Unconfigured):
+            recorder = active_recorder()
         self._recorder = recorder
         if recorder is not None:
             recorder.request_started()
@@ -212,8 +210,8 @@ class ToolTracker:
             @functools.wraps(fn)
             async def async_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
                 recorder = _state.current
-                if recorder is _BOOTSTRAP:
-                    recorder = _state.resolve_recorder()
+                if isinstance(recorder, _Unconfigured):
+                    recorder = active_recorder()
                 if recorder is None:
                     return await fn(*args, **kwargs)
                 recorder.request_started()
@@ -231,8 +229,8 @@ class ToolTracker:
         @functools.wraps(fn)
         def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
             recorder = _state.current
-            if recorder is _BOOTSTRAP:
-                recorder = _state.resolve_recorder()
+            if isinstance(recorder, _Unconfigured):
+                recorder = active_recorder()
             if recorder is None:
                 return fn(*args, **kwargs)
             recorder.request_started()
@@ -284,7 +282,7 @@ class ProviderTracker:
             self.output_tokens = output_tokens
 
     def __enter__(self) -> ProviderTracker:
-        self._recorder = _resolve()
+        self._recorder = active_recorder()
         self._start = perf_counter()
         return self
 
@@ -340,7 +338,7 @@ class SessionTracker:
         self._recorder: Recorder | None = None
 
     def __enter__(self) -> SessionTracker:
-        recorder = self._recorder = _resolve()
+        recorder = self._recorder = active_recorder()
         if recorder is not None:
             recorder.session_started()
         return self

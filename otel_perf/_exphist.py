@@ -22,11 +22,7 @@ from operator import add, sub
 
 from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint
 
-from otel_perf._names import EXPONENTIAL_MAX_SIZE
-
-#: A merged histogram keeps at least this many buckets' span (the default series size), or the
-#: longest part's span when series were configured with more (``METRICS_HISTOGRAM_BUCKETS``).
-MAX_BUCKETS = EXPONENTIAL_MAX_SIZE
+from otel_perf._semconv import EXPONENTIAL_MAX_SIZE
 
 
 @dataclass(frozen=True)
@@ -140,6 +136,21 @@ def _rescaled(hist: Hist, scale: int) -> tuple[int, list[int]]:
     return offset, counts
 
 
+def rescaled(hist: Hist, scale: int) -> Hist:
+    """``hist``'s bucket counts at ``scale`` (not above its own); sum and extremes are dropped."""
+    offset, counts = _rescaled(hist, scale) if hist.scale != scale else (hist.offset, hist.counts)
+    return Hist(
+        scale=scale,
+        zero_count=0,
+        offset=offset,
+        counts=tuple(counts),
+        count=hist.count,
+        sum=0.0,
+        min=0.0,
+        max=0.0,
+    )
+
+
 def _aligned(
     first: Sequence[int], first_offset: int, second: Sequence[int], second_offset: int
 ) -> tuple[int, list[int], list[int]]:
@@ -162,7 +173,9 @@ def _common_scale(parts: Sequence[Hist]) -> int:
     fine scale (a single 10 ms call and a single 1 us failure are ~14 million buckets apart at
     scale 20), so a merge lowers the scale until their union fits, as the SDK itself would.
     """
-    limit = max(MAX_BUCKETS, *(len(h.counts) for h in parts))
+    # A merge keeps at least the default series size's span (EXPONENTIAL_MAX_SIZE), or the
+    # longest part's span when series were configured with more (METRICS_HISTOGRAM_BUCKETS).
+    limit = max(EXPONENTIAL_MAX_SIZE, *(len(h.counts) for h in parts))
     scale = min(h.scale for h in parts)
     spans = [(h.scale, h.offset, h.offset + len(h.counts) - 1) for h in parts if h.counts]
     while spans:

@@ -31,7 +31,6 @@ for 50 busy tools), so readers fetch it once and then only newer samples (``?sin
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -42,9 +41,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from otel_perf._exphist import EMPTY, Hist, merge, quantiles, subtract
+from otel_perf._extract import extract
+from otel_perf._json import to_json_bytes
 from otel_perf._log import logger, warn_once
 from otel_perf._pipeline import Pipeline
-from otel_perf._view import extract
 
 DEFAULT_CAPACITY: Final = 720
 """Samples kept: with the default spacing, one hour."""
@@ -231,7 +231,7 @@ class History:
         }
 
     def body(self, since: float | None = None) -> bytes:
-        return json.dumps(self.document(since), separators=(",", ":"), allow_nan=False).encode()
+        return to_json_bytes(self.document(since))
 
     # --- the sampler thread ----------------------------------------------------------------------
 

@@ -8,8 +8,6 @@ another consumer's view of the totals.
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from typing import Any
@@ -25,18 +23,19 @@ from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 
-from otel_perf import _cache_sources
-from otel_perf import _names as n
+from otel_perf import _semconv as n
+from otel_perf._document import build_document
+from otel_perf._document_cache import DocumentCache
+from otel_perf._export.forwarder import Forwarder, shutdown_forwarders, start_forwarders
+from otel_perf._integrations import lru_cache_sources as _cache_sources
+from otel_perf._json import to_json_bytes
 from otel_perf._log import logger
-from otel_perf._otlp import Forwarder, shutdown_forwarders, start_forwarders
 from otel_perf._recorder import Recorder
 from otel_perf._settings import Settings
 from otel_perf._singleflight import SingleFlight
 from otel_perf._version import __version__
-from otel_perf._view import ViewCache, build_document
 from otel_perf._window import WindowTracker
 
-_EXEMPLAR_FILTER_ENV = "OTEL_METRICS_EXEMPLAR_FILTER"
 _EXEMPLAR_FILTERS: dict[str, type[ExemplarFilter]] = {
     "always_on": AlwaysOnExemplarFilter,
     "always_off": AlwaysOffExemplarFilter,
@@ -95,24 +94,9 @@ def _views(settings: Settings) -> list[View]:
     ]
 
 
-def exemplar_filter_from_env() -> ExemplarFilter:
-    """``OTEL_METRICS_EXEMPLAR_FILTER``, read here and handed to the SDK explicitly.
-
-    The SDK accepts only the exact lower-case names and raises ``ValueError`` for anything else
-    (``ALWAYS_ON`` included), which would fail the host's first record call. Here case and
-    surrounding spaces do not matter, empty means unset, and a bad value warns and falls back
-    to the default ``trace_based``.
-    """
-    raw = os.environ.get(_EXEMPLAR_FILTER_ENV, "")
-    chosen = _EXEMPLAR_FILTERS.get(raw.strip().lower() or "trace_based")
-    if chosen is None:
-        logger.warning(
-            "otel-perf: %s=%r is invalid; using the default 'trace_based'",
-            _EXEMPLAR_FILTER_ENV,
-            raw[:80],
-        )
-        chosen = TraceBasedExemplarFilter
-    return chosen()
+def exemplar_filter(name: str) -> ExemplarFilter:
+    """The SDK's exemplar filter of that name (one of ``Settings.exemplar_filter``'s values)."""
+    return _EXEMPLAR_FILTERS.get(name, TraceBasedExemplarFilter)()
 
 
 def build_resource() -> Resource:
@@ -124,6 +108,10 @@ def build_resource() -> Resource:
     except Exception as exc:  # a malformed OTEL_RESOURCE_ATTRIBUTES must not stop the host
         logger.warning("otel-perf: could not read the resource from the environment (%s)", exc)
         return Resource({"service.name": "unknown_service"})
+
+
+class CollectionError(RuntimeError):
+    """Reading the metrics failed (the SDK's collect raised). Recording is unaffected."""
 
 
 class Snapshot:
@@ -141,9 +129,7 @@ class Snapshot:
         if self._body is None:
             with self._lock:
                 if self._body is None:
-                    self._body = json.dumps(
-                        self.document, separators=(",", ":"), allow_nan=False
-                    ).encode()
+                    self._body = to_json_bytes(self.document)
         return self._body
 
 
@@ -154,21 +140,22 @@ class Pipeline:
     document instead of collecting again.
     """
 
-    def __init__(self, settings: Settings, extra_readers: tuple[MetricReader, ...] = ()) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.reader = PullReader()
         self.meter_provider = MeterProvider(
-            metric_readers=[self.reader, *extra_readers],
+            metric_readers=[self.reader],
             resource=build_resource(),
             views=_views(settings),
             shutdown_on_exit=False,  # otel-perf's own atexit hook shuts down in order
-            exemplar_filter=exemplar_filter_from_env(),
+            exemplar_filter=exemplar_filter(settings.exemplar_filter),
         )
         self.recorder = Recorder(self.meter_provider.get_meter(n.METER_NAME, __version__), settings)
-        # functools.lru_cache statistics, read at collect time (see otel_perf._cache_sources)
+        # functools.lru_cache statistics, read at collect time (see
+        # otel_perf._integrations.lru_cache_sources)
         _cache_sources.attach(self.meter_provider)
         self.windows = WindowTracker(settings.window_size)
-        self._view_cache = ViewCache()  # per-series work reused between snapshots
+        self._document_cache = DocumentCache()  # per-series work reused between snapshots
         self._snapshot_flight: SingleFlight[Snapshot] = SingleFlight(self._snapshot_now)
         self._closed = False
         # Push export (OTLP, console) reads this same reader on its own threads: no extra
@@ -192,12 +179,12 @@ class Pipeline:
             self.windows,
             timestamp=time.time(),
             start_time=self.start_time,
-            cache=self._view_cache,
+            cache=self._document_cache,
         )
         return Snapshot(document)
 
     def snapshot(self) -> tuple[Snapshot, bool]:
-        """The current document and whether this caller's collection produced it."""
+        """The current document, and whether this caller alone holds it (may mutate it)."""
         return self._snapshot_flight.run()
 
     def shutdown(self, timeout_s: float = 5.0) -> None:

@@ -21,9 +21,9 @@ from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from otel_perf import _names as n
-from otel_perf._limits import NameRegistry
+from otel_perf import _semconv as n
 from otel_perf._log import logger, warn_once
+from otel_perf._sanitize import NameRegistry
 from otel_perf._settings import Settings
 
 Attrs = dict[str, str]
@@ -44,7 +44,8 @@ _MAX_OPERATIONS: Final = 16
 _MAX_METHODS: Final = 64
 
 
-def _warn_dropped(kind: str, exc: BaseException) -> None:
+def warn_dropped(kind: str, exc: BaseException) -> None:
+    """Warn once per kind that a measurement was dropped (never raises into the host)."""
     warn_once(
         f"drop:{kind}",
         "otel-perf: a %s measurement was dropped because of bad input (%s); "
@@ -52,10 +53,6 @@ def _warn_dropped(kind: str, exc: BaseException) -> None:
         kind,
         type(exc).__name__,
     )
-
-
-#: The same, for the ``track_tool`` fast path in ``_api`` that inlines part of this class.
-warn_dropped = _warn_dropped
 
 
 def clean_seconds(seconds: float, kind: str) -> float | None:
@@ -256,7 +253,7 @@ class Recorder:
             if value is not None:
                 self._tool_duration.record(value, self.tool_attrs(name, error_type))
         except Exception as exc:
-            _warn_dropped("tool", exc)
+            warn_dropped("tool", exc)
 
     def record_tool_call(
         self, tool_name: object, success: object, latency_ms: float, error_type: object = None
@@ -277,7 +274,7 @@ class Recorder:
             error = n.OTHER if error_type is None else error_type
             self.record_tool_seconds(tool_name, float(latency_ms) / 1000.0, error)
         except Exception as exc:
-            _warn_dropped("tool", exc)
+            warn_dropped("tool", exc)
 
     def record_request_seconds(
         self, method: object, seconds: float, error_type: object | None
@@ -297,7 +294,7 @@ class Recorder:
                 attrs = self._request_series(method, error_type)
             self._tool_duration.record(value, attrs)
         except Exception as exc:
-            _warn_dropped("request", exc)
+            warn_dropped("request", exc)
 
     def _request_series(self, method: object, error_type: object | None) -> Attrs:
         name = self._methods.resolve(method)
@@ -322,7 +319,7 @@ class Recorder:
                 try:
                     self._tool_duration.record(seconds, attrs)
                 except Exception as exc:
-                    _warn_dropped("tool", exc)
+                    warn_dropped("tool", exc)
                 return
         self.record_tool_seconds(name, seconds, error_type)
 
@@ -348,7 +345,7 @@ class Recorder:
                 self._record_tokens(base, input_tokens, n.TOKEN_INPUT)
                 self._record_tokens(base, output_tokens, n.TOKEN_OUTPUT)
         except Exception as exc:
-            _warn_dropped("provider", exc)
+            warn_dropped("provider", exc)
 
     def record_provider_call(
         self,
@@ -366,7 +363,7 @@ class Recorder:
             error = None if success else (n.OTHER if error_type is None else error_type)
             seconds = float(latency_ms) / 1000.0
         except Exception as exc:
-            _warn_dropped("provider", exc)
+            warn_dropped("provider", exc)
             return
         self.record_provider_seconds(
             provider, seconds, error, model, input_tokens, output_tokens, operation
@@ -387,27 +384,27 @@ class Recorder:
         try:
             self._cache_requests.add(1, self._cache_attrs(self._cache_hit, cache_name, n.CACHE_HIT))
         except Exception as exc:
-            _warn_dropped("cache", exc)
+            warn_dropped("cache", exc)
 
     def record_cache_miss(self, cache_name: object) -> None:
         try:
             attrs = self._cache_attrs(self._cache_miss, cache_name, n.CACHE_MISS)
             self._cache_requests.add(1, attrs)
         except Exception as exc:
-            _warn_dropped("cache", exc)
+            warn_dropped("cache", exc)
 
     def record_cache_eviction(self, cache_name: object, count: int = 1) -> None:
         try:
             self._cache_evictions.add(count, self._cache_attrs(self._cache_plain, cache_name, None))
         except Exception as exc:
-            _warn_dropped("cache", exc)
+            warn_dropped("cache", exc)
 
     def record_cache_size_rejection(self, cache_name: object) -> None:
         try:
             attrs = self._cache_attrs(self._cache_plain, cache_name, None)
             self._cache_rejections.add(1, attrs)
         except Exception as exc:
-            _warn_dropped("cache", exc)
+            warn_dropped("cache", exc)
 
     # --- system --------------------------------------------------------------------------------
 

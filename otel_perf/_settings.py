@@ -12,9 +12,9 @@ import dataclasses
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-from otel_perf._otlp_settings import ExportSettings, load_export_settings
+from otel_perf._export.settings import ExportSettings, load_export_settings, shorten
 
 PERFORMANCE_METRICS_ENABLED: Final = "PERFORMANCE_METRICS_ENABLED"
 """``true``/``false`` (also 1/0, yes/no, on/off). Default ``true``. ``false`` turns every record
@@ -68,6 +68,12 @@ OTEL_SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
 """The OTel spec's master switch: ``true`` disables otel-perf like
 ``PERFORMANCE_METRICS_ENABLED=false`` (the SDK would otherwise hand out no-op meters)."""
 
+OTEL_METRICS_EXEMPLAR_FILTER: Final = "OTEL_METRICS_EXEMPLAR_FILTER"
+"""``trace_based`` (default), ``always_on`` or ``always_off``, case and surrounding spaces
+ignored; empty means unset. Which measurements the SDK keeps exemplars of."""
+
+EXEMPLAR_FILTERS: Final = ("always_on", "always_off", "trace_based")
+
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 _MAX_WINDOW: Final = 10_000_000
@@ -93,11 +99,10 @@ class Settings:
     max_caches: int = 100
     max_error_types: int = 50
     histogram_buckets: int = 160
+    #: ``OTEL_METRICS_EXEMPLAR_FILTER``, one of :data:`EXEMPLAR_FILTERS`.
+    exemplar_filter: str = "trace_based"
     #: Push export (OTLP, console) from the standard ``OTEL_*`` variables; see _otlp_settings.
     export: ExportSettings = dataclasses.field(default_factory=ExportSettings)
-
-
-_T = TypeVar("_T")
 
 
 def parse_bool(raw: str) -> bool:
@@ -202,6 +207,7 @@ _OVERRIDE_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
     "max_caches": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
     "max_error_types": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
     "histogram_buckets": lambda v: _is_int(v) and _MIN_BUCKETS <= v <= _MAX_BUCKETS,
+    "exemplar_filter": lambda v: v in EXEMPLAR_FILTERS,
     "export": lambda v: isinstance(v, ExportSettings),
 }
 
@@ -251,8 +257,7 @@ def load_settings(
                 else:
                     default = getattr(defaults, field)
                     warnings.append(
-                        f"{name}={_shorten(raw)!r} is invalid ({exc}); "
-                        f"using the default {default!r}"
+                        f"{name}={shorten(raw)!r} is invalid ({exc}); using the default {default!r}"
                     )
             break  # the first variable that is set decides, valid or not
 
@@ -263,8 +268,20 @@ def load_settings(
                 values["enabled"] = False
         except ValueError:
             warnings.append(
-                f"{OTEL_SDK_DISABLED}={_shorten(sdk_disabled)!r} is invalid; "
-                "using the default False"
+                f"{OTEL_SDK_DISABLED}={shorten(sdk_disabled)!r} is invalid; using the default False"
+            )
+
+    exemplar = environ.get(OTEL_METRICS_EXEMPLAR_FILTER, "")
+    if exemplar.strip():  # empty means unset (OTel spec)
+        # The SDK accepts only the exact lower-case names and raises for anything else, which
+        # would fail the host's first record call; here case and spaces do not matter.
+        chosen = exemplar.strip().lower()
+        if chosen in EXEMPLAR_FILTERS:
+            values["exemplar_filter"] = chosen
+        else:
+            warnings.append(
+                f"{OTEL_METRICS_EXEMPLAR_FILTER}={shorten(exemplar)!r} is invalid; "
+                f"using the default {defaults.exemplar_filter!r}"
             )
 
     values["export"], export_warnings = load_export_settings(environ)
@@ -280,7 +297,3 @@ def load_settings(
         values[field] = tuple(value) if field == "cors_origins" else value
 
     return dataclasses.replace(defaults, **values), warnings
-
-
-def _shorten(raw: str, limit: int = 80) -> str:
-    return raw if len(raw) <= limit else raw[:limit] + "..."

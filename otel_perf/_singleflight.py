@@ -21,25 +21,35 @@ class SingleFlight(Generic[_T]):
         self._fn = fn
         self._lock = threading.Lock()
         self._current: Future[_T] | None = None
+        self._joined = 0  # callers waiting on the current run
         self._wait_timeout_s = wait_timeout_s
 
     def run(self) -> tuple[_T, bool]:
-        """The result, and ``True`` when this caller ran ``fn`` itself (the leader)."""
+        """The result, and ``True`` when this caller alone holds it.
+
+        That is the caller that ran ``fn`` while nobody joined: it may mutate the result. Every
+        other caller shares the object with at least one more and must treat it as read-only.
+        """
         with self._lock:
             future = self._current
             leader = future is None
             if future is None:
                 future = self._current = Future()
+                self._joined = 0
+            else:
+                self._joined += 1
         if not leader:
             return future.result(timeout=self._wait_timeout_s), False
         try:
             result = self._fn()
         except BaseException as exc:
-            future.set_exception(exc)
-            raise
-        else:
-            future.set_result(result)
-            return result, True
-        finally:
             with self._lock:
                 self._current = None
+            future.set_exception(exc)
+            raise
+        # Close the run before handing out the result, so the count of who joined is final.
+        with self._lock:
+            self._current = None
+            shared = self._joined > 0
+        future.set_result(result)
+        return result, not shared

@@ -1,167 +1,175 @@
-"""All of otel-perf's global state, and the functions that change it.
+"""All of otel-perf's process-wide state, with the one fork hook and the one reset.
+
+Nothing else in the package keeps module-level mutable state. The functions that *change*
+the configuration live in :mod:`otel_perf._configure`; this module only holds what they change,
+so it imports nothing of otel-perf at run time and every other module may import it.
 
 ``current`` is what every record call dispatches to, chosen once per configuration rather than
 checked per call:
 
-- :data:`BOOTSTRAP` before the first ``configure()``: its methods configure from the
+- :data:`UNCONFIGURED` before the first ``configure()``: its methods configure from the
   environment, then forward, so any call works before an explicit ``configure()``;
 - a :class:`~otel_perf._recorder.Recorder` when enabled;
 - ``None`` when disabled: the public functions test for it and return at once, doing no OTel
   work at all.
 
-Tests reset everything with :func:`reset_for_tests` (an autouse fixture does it).
+Locks are looked up here at every use (``_state.warned_lock``, never imported by name), because
+the fork hook replaces them: another thread of the parent may have held one at the moment of
+the fork, and no thread in the child would ever release it.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import threading
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from otel_perf._log import logger, reset_warnings, warn_once
-from otel_perf._recorder import Recorder
-from otel_perf._runtime import Metrics
-from otel_perf._settings import Settings, load_settings
-
-
-def _do_nothing(*_args: Any, **_kwargs: Any) -> None:
-    return None
+if TYPE_CHECKING:  # imported for annotations only: this module must stay a leaf
+    from otel_perf._compat import PerformanceMetricsCollector
+    from otel_perf._integrations.lru_cache_sources import Source
+    from otel_perf._metrics import Metrics
+    from otel_perf._recorder import Recorder
 
 
-class _Bootstrap:
-    """Stands in for the recorder until the first configuration; configures on first use."""
+def _configured() -> Recorder | None:
+    from otel_perf._configure import active_recorder  # noqa: PLC0415 - a leaf imports lazily
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        target = resolve_recorder()
-        if target is None:
-            return _do_nothing
-        method: Callable[..., Any] = getattr(target, name)
-        return method
+    return active_recorder()
 
 
-BOOTSTRAP: Any = _Bootstrap()
+class Unconfigured:
+    """Stands in for the recorder until the first configuration; configures on first use.
 
-current: Any = BOOTSTRAP
-"""The record-call target: BOOTSTRAP, a Recorder, or None (disabled)."""
+    It offers exactly what the public record functions call on ``current``; each method
+    configures (through :func:`otel_perf._configure.active_recorder`) and forwards.
+    """
+
+    __slots__ = ()
+
+    def record_tool_call(
+        self, tool_name: str, success: bool, latency_ms: float, error_type: str | None = None
+    ) -> None:
+        target = _configured()
+        if target is not None:
+            target.record_tool_call(tool_name, success, latency_ms, error_type)
+
+    def record_cache_hit(self, cache_name: str) -> None:
+        target = _configured()
+        if target is not None:
+            target.record_cache_hit(cache_name)
+
+    def record_cache_miss(self, cache_name: str) -> None:
+        target = _configured()
+        if target is not None:
+            target.record_cache_miss(cache_name)
+
+    def record_cache_eviction(self, cache_name: str) -> None:
+        target = _configured()
+        if target is not None:
+            target.record_cache_eviction(cache_name)
+
+    def record_cache_size_rejection(self, cache_name: str) -> None:
+        target = _configured()
+        if target is not None:
+            target.record_cache_size_rejection(cache_name)
+
+    def set_active_sessions(self, count: int) -> None:
+        target = _configured()
+        if target is not None:
+            target.set_active_sessions(count)
+
+    def set_concurrent_requests(self, count: int) -> None:
+        target = _configured()
+        if target is not None:
+            target.set_concurrent_requests(count)
+
+    def record_provider_call(
+        self,
+        provider: str,
+        success: bool,
+        latency_ms: float,
+        error_type: str | None,
+        model: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        operation: str | None,
+    ) -> None:
+        target = _configured()
+        if target is not None:
+            target.record_provider_call(
+                provider,
+                success,
+                latency_ms,
+                error_type,
+                model,
+                input_tokens,
+                output_tokens,
+                operation,
+            )
+
+
+UNCONFIGURED: Unconfigured = Unconfigured()
+
+# --- the configuration (changed by otel_perf._configure) ---------------------------------------
+
+current: Recorder | Unconfigured | None = UNCONFIGURED
+"""The record-call target: UNCONFIGURED, a Recorder, or None (disabled)."""
 
 runtime: Metrics | None = None
-_lock = threading.RLock()
-_atexit_registered = False
-_exiting = False  # set by the atexit hook: late record calls must not start a new server
+"""The configured instance (settings, pipeline, endpoint), or ``None`` before configuring."""
 
+lock = threading.RLock()
+"""Guards changes to ``current`` and ``runtime``."""
 
-def configure(**overrides: Any) -> Metrics:
-    """Configure otel-perf from the environment (read now) and ``overrides``; idempotent.
+atexit_registered = False
+exiting = False
+"""Set by the atexit hook: late record calls must not start a new server."""
 
-    Calling it again with the same resulting settings returns the running instance; different
-    settings replace it (the old endpoint stops, counts start from zero).
-    """
-    global runtime, current, _atexit_registered
-    settings, warnings = load_settings(os.environ, overrides)
-    with _lock:
-        if runtime is not None and runtime.settings == settings:
-            return runtime
-        for warning in warnings:
-            logger.warning("otel-perf: %s", warning)
-        old = runtime
-        if old is not None:
-            logger.info("otel-perf: settings changed; restarting with the new ones")
-            old.shutdown()
-        runtime = Metrics(settings)
-        current = runtime.recorder
-        if not _atexit_registered:
-            atexit.register(_shutdown_at_exit)
-            _atexit_registered = True
-        return runtime
+# --- warn-once (otel_perf._log) ------------------------------------------------------------------
 
+warned: set[str] = set()
+"""Keys of the warnings already given in this process (a fixed set of categories)."""
+warned_lock = threading.Lock()
 
-def get_runtime() -> Metrics:
-    """The running instance, configuring from the environment first if needed."""
-    active = runtime
-    return active if active is not None else configure()
+# --- functools.lru_cache sources (otel_perf._integrations.lru_cache_sources) -----------------
 
+lru_sources: list[Source] = []
+lru_sources_lock = threading.Lock()
 
-def resolve_recorder() -> Recorder | None:
-    """The recorder to use now (configuring first if needed); ``None`` when disabled.
+# --- the origin-compatible singleton (otel_perf._compat) ------------------------------------
 
-    This is the implicit configuration of a first record call, so it must never raise: if
-    configuring fails (say, no thread can be started during interpreter shutdown), the call is
-    dropped with one warning.
-    """
-    if _exiting:
-        return None
-    try:
-        get_runtime()
-    except Exception as exc:
-        warn_once(
-            "implicit-configure",
-            "otel-perf: configuring on first use failed (%s); metrics are off",
-            type(exc).__name__,
-        )
-        return None
-    target: Recorder | None = current
-    return target
+compat_collector: PerformanceMetricsCollector | None = None
+compat_lock = threading.Lock()
 
+# --- zero-code instrumentation and cache wrappers -------------------------------------------
 
-def active_recorder() -> Recorder | None:
-    """The recorder now: the current one, configuring first if nothing is configured yet.
+instrumentation_installed = False
+"""Whether ``otel-perf run``'s import hooks are in ``sys.meta_path`` (never undone)."""
+instrumentation_lock = threading.Lock()
 
-    What every record path outside the public functions calls (trackers, integrations, cache
-    wrappers); ``None`` when metrics are off.
-    """
-    target = current
-    if target is BOOTSTRAP:
-        return resolve_recorder()
-    recorder: Recorder | None = target
-    return recorder
-
-
-def reset_metrics() -> None:
-    """A clean slate: a new MeterProvider with zero counts; the endpoint keeps running."""
-    global current
-    with _lock:
-        active = get_runtime()
-        active.reset()
-        current = active.recorder
-
-
-def shutdown(timeout_s: float = 5.0) -> None:
-    """Final export and stop. Later record calls configure a fresh instance on first use."""
-    global runtime, current
-    with _lock:
-        active, runtime = runtime, None
-        current = BOOTSTRAP
-    if active is not None:
-        active.shutdown(timeout_s)
-
-
-def _shutdown_at_exit() -> None:
-    global _exiting
-    _exiting = True
-    try:
-        with _lock:
-            active = runtime
-        if active is not None:
-            active.shutdown(timeout_s=5.0)
-    except Exception:  # pragma: no cover - interpreter teardown; nothing left to protect
-        logger.debug("otel-perf: error at exit", exc_info=True)
+counting_classes: dict[type, type] = {}
+"""cachetools class -> its eviction-counting subclass, made once per class (otel_perf.caches)."""
 
 
 def _after_fork_in_child() -> None:
-    """A forked child starts fresh: the parent's counts are not its own, and the endpoint and
-    its threads stay with the parent (the child closes its copy of the listening socket). The
-    child configures anew on its next record call.
+    """A forked child starts fresh, with new locks.
 
-    The lock is replaced, not reused: another thread of the parent may have held it at the
-    moment of the fork, and no thread in the child would ever release it.
+    The parent's counts are not the child's, and the endpoint and its threads stay with the
+    parent (the child closes its copy of the listening socket). The child configures anew on
+    its next record call.
     """
-    global runtime, current, _lock
+    global lock, warned_lock, lru_sources_lock, compat_lock, instrumentation_lock
+    global runtime, current
+    lock = threading.RLock()
+    warned_lock = threading.Lock()
+    lru_sources_lock = threading.Lock()
+    compat_lock = threading.Lock()
+    instrumentation_lock = threading.Lock()
+    for source in lru_sources:
+        source.after_fork()
     abandoned = runtime
-    _lock = threading.RLock()
     runtime = None
-    current = BOOTSTRAP
+    current = UNCONFIGURED
     if abandoned is not None:
         abandoned.abandon_after_fork()
 
@@ -170,24 +178,38 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def reset_for_tests() -> None:
-    """Shut down and forget everything, including which warnings were already given."""
-    global _exiting
-    _exiting = False
-    shutdown(timeout_s=5.0)
-    reset_warnings()
+def reset(timeout_s: float = 5.0) -> None:
+    """Shut down and forget everything: the instance, warnings given, observed lru caches.
+
+    Public as :func:`otel_perf.testing.reset`.
+    """
+    global runtime, current, exiting
+    exiting = False
+    with lock:
+        active, runtime = runtime, None
+        current = UNCONFIGURED
+    if active is not None:
+        active.shutdown(timeout_s)
+    with warned_lock:
+        warned.clear()
+    with lru_sources_lock:
+        lru_sources.clear()
 
 
-__all__ = [
-    "BOOTSTRAP",
-    "Settings",
-    "active_recorder",
-    "configure",
+__all__: list[str] = [
+    "UNCONFIGURED",
+    "Unconfigured",
+    "compat_collector",
+    "compat_lock",
+    "counting_classes",
     "current",
-    "get_runtime",
-    "reset_for_tests",
-    "reset_metrics",
-    "resolve_recorder",
+    "instrumentation_installed",
+    "instrumentation_lock",
+    "lock",
+    "lru_sources",
+    "lru_sources_lock",
+    "reset",
     "runtime",
-    "shutdown",
+    "warned",
+    "warned_lock",
 ]

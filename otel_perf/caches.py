@@ -29,7 +29,7 @@
 
 :func:`observe_lru_cache` reports a ``functools.lru_cache`` function's hits, misses and
 (derived) evictions through observable instruments read at collection time: zero cost per call.
-See :mod:`otel_perf._cache_sources`.
+See :mod:`otel_perf._integrations.lru_cache_sources`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ import sys
 from collections.abc import Callable, ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from typing import Any, TypeVar
 
-from otel_perf import _cache_sources, _state
+from otel_perf import _state
+from otel_perf._configure import active_recorder, get_runtime
+from otel_perf._integrations import lru_cache_sources
 from otel_perf._log import warn_once
 
 __all__ = ["InstrumentedCache", "instrument_cache", "observe_lru_cache"]
@@ -49,9 +51,6 @@ _V = TypeVar("_V")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 _MISSING = object()
-
-
-_recorder = _state.active_recorder
 
 
 def _is_size_rejection(exc: ValueError) -> bool:
@@ -68,13 +67,12 @@ class _EvictionCounter:
     def count(self, evicted: int) -> None:
         if evicted <= 0:
             return
-        recorder = _recorder()
+        recorder = active_recorder()
         if recorder is not None:
             recorder.record_cache_eviction(self.name, evicted)
 
 
 _COUNTER_ATTR = "_otel_perf_evictions"
-_counting_classes: dict[type, type] = {}
 
 
 def _counter_of(cache: object) -> _EvictionCounter | None:
@@ -90,7 +88,7 @@ def _counting_class(cls: type) -> type:
     name, same layout, no new state: only the instance's ``__class__`` changes. A pickled copy
     is a plain ``cls`` again.
     """
-    known = _counting_classes.get(cls)
+    known = _state.counting_classes.get(cls)
     if known is not None:
         return known
     has_expire = callable(getattr(cls, "expire", None))
@@ -128,7 +126,7 @@ def _counting_class(cls: type) -> type:
     Counting.__name__ = cls.__name__
     Counting.__qualname__ = cls.__qualname__
     Counting.__module__ = cls.__module__
-    _counting_classes[cls] = Counting
+    _state.counting_classes[cls] = Counting
     return Counting
 
 
@@ -180,11 +178,11 @@ class InstrumentedCache(MutableMapping[_K, _V]):
         try:
             value = self._cache[key]
         except KeyError:
-            recorder = _recorder()
+            recorder = active_recorder()
             if recorder is not None:
                 recorder.record_cache_miss(self._name)
             raise
-        recorder = _recorder()
+        recorder = active_recorder()
         if recorder is not None:
             recorder.record_cache_hit(self._name)
         return value
@@ -211,7 +209,7 @@ class InstrumentedCache(MutableMapping[_K, _V]):
 
     def _rejected(self, exc: ValueError) -> None:
         if _is_size_rejection(exc):
-            recorder = _recorder()
+            recorder = active_recorder()
             if recorder is not None:
                 recorder.record_cache_size_rejection(self._name)
 
@@ -281,6 +279,6 @@ def observe_lru_cache(fn: _F, name: str) -> _F:
     """
     if not callable(getattr(fn, "cache_info", None)):
         raise TypeError("observe_lru_cache expects a function with cache_info(), e.g. lru_cache")
-    _cache_sources.register(fn, name)
-    _state.get_runtime()  # configure now, so the counts start with the observation
+    lru_cache_sources.register(fn, name)
+    get_runtime()  # configure now, so the counts start with the observation
     return fn

@@ -25,11 +25,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
         "otel_perf.fastmcp needs FastMCP 4.x; install it with: pip install 'otel-perf[fastmcp]'"
     ) from exc
 
-from otel_perf import _mcp_shared as shared
+from otel_perf import _semconv as n
+from otel_perf._configure import active_recorder
+from otel_perf._integrations import mcp_policy as shared
 
 __all__ = ["OtelPerfMiddleware", "instrument"]
-
-_TOOLS_CALL = "tools/call"
 
 
 class OtelPerfMiddleware(Middleware):
@@ -48,7 +48,7 @@ class OtelPerfMiddleware(Middleware):
         # FastMCP runs ``on_request`` once per request: inside the tool/resource/prompt
         # handler for component methods (wrapping ``on_call_tool``, so a tool's exception
         # passes through here), at the dispatch root for everything else.
-        recorder = shared.resolve_recorder()
+        recorder = active_recorder()
         if recorder is None:
             return await call_next(context)
         method = context.method
@@ -59,7 +59,7 @@ class OtelPerfMiddleware(Middleware):
         except BaseException as exc:
             seconds = perf_counter() - start
             recorder.request_finished()
-            if method == _TOOLS_CALL:
+            if method == n.METHOD_TOOLS_CALL:
                 tool = shared.tool_name(context.message)
                 recorder.record_tool_seconds(tool, seconds, shared.tool_error_type(exc))
             else:
@@ -68,7 +68,7 @@ class OtelPerfMiddleware(Middleware):
             raise
         seconds = perf_counter() - start
         recorder.request_finished()
-        if method == _TOOLS_CALL:
+        if method == n.METHOD_TOOLS_CALL:
             error = shared.TOOL_ERROR if shared.is_error_result(result) else None
             recorder.record_tool_seconds(shared.tool_name(context.message), seconds, error)
         else:
@@ -78,7 +78,7 @@ class OtelPerfMiddleware(Middleware):
     async def on_notification(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
-        recorder = shared.resolve_recorder()
+        recorder = active_recorder()
         if recorder is None:
             return await call_next(context)
         label = shared.request_method(context.method, True, None)
@@ -95,7 +95,7 @@ class OtelPerfMiddleware(Middleware):
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
         result = await call_next(context)  # raising here refuses the handshake: no session
-        recorder = shared.resolve_recorder()
+        recorder = active_recorder()
         fastmcp_context = context.fastmcp_context
         if recorder is not None and fastmcp_context is not None:
             try:

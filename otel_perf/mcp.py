@@ -17,7 +17,8 @@ What is measured:
   on ``MCPServer`` the SDK folds it into an ``isError`` result, so :func:`instrument` also wraps the
   instance's public ``call_tool`` method, which raises ``ToolError`` with the original exception
   as ``__cause__`` before the fold. An ``isError`` result with no exception seen is
-  ``tool_error``. Which JSON-RPC errors count as failures: see :mod:`otel_perf._mcp_shared`;
+  ``tool_error``. Which JSON-RPC errors count as failures: see
+  :mod:`otel_perf._integrations.mcp_policy`;
 - requests in flight (``system_metrics.concurrent_requests``);
 - handshake sessions (``mode="legacy"`` clients, 1.x clients, stateful HTTP) while they are open.
   Clients of the 2026-07-28 era have no handshake and no session, so they count as 0.
@@ -43,12 +44,13 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
         "pip install 'otel-perf[mcp]'"
     ) from exc
 
-from otel_perf import _mcp_shared as shared
+from otel_perf import _semconv as n
+from otel_perf._configure import active_recorder
+from otel_perf._integrations import mcp_policy as shared
 from otel_perf._log import logger, warn_once
 
 __all__ = ["OtelPerfServerMiddleware", "instrument"]
 
-_TOOLS_CALL = "tools/call"
 _INITIALIZE = "initialize"
 
 
@@ -81,14 +83,14 @@ class OtelPerfServerMiddleware:
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
-        recorder = shared.resolve_recorder()
+        recorder = active_recorder()
         if recorder is None:
             return await call_next(ctx)
         method = ctx.method
         is_request = ctx.request_id is not None
         outcome: _ToolOutcome | None = None
         token: contextvars.Token[_ToolOutcome | None] | None = None
-        if method == _TOOLS_CALL:
+        if method == n.METHOD_TOOLS_CALL:
             outcome = _ToolOutcome()
             token = _OUTCOME.set(outcome)
         if is_request:

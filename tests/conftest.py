@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from otel_perf import _state
+import otel_perf.testing
 
 _OUR_PREFIXES = ("PERFORMANCE_METRICS_", "METRICS_", "OTEL_")
 
@@ -19,6 +19,6 @@ def clean_otel_perf(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith(_OUR_PREFIXES):
             monkeypatch.delenv(name)
     monkeypatch.setenv("METRICS_JSON_PORT", "0")
-    _state.reset_for_tests()
+    otel_perf.testing.reset()
     yield
-    _state.reset_for_tests()
+    otel_perf.testing.reset()

@@ -1,0 +1,44 @@
+"""The ``otel-perf`` command line: one subcommand per module, each adding its own parser."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from otel_perf._version import __version__
+
+#: Modules that provide a subcommand through ``add_parser(subparsers)``; each sets ``func``.
+COMMAND_MODULES = ("otel_perf._cli.demo", "otel_perf._cli.top", "otel_perf._cli.run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otel-perf",
+        description="OpenTelemetry performance metrics for MCP servers.",
+    )
+    parser.add_argument("--version", action="version", version=f"otel-perf {__version__}")
+    parser.add_argument(
+        "--log-level", default="WARNING", help="log level for otel-perf's own messages"
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = getattr(logging, str(args.log_level).upper(), None)
+    if not isinstance(level, int):
+        parser.error(f"unknown log level {args.log_level!r}")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code

@@ -1,0 +1,73 @@
+"""``otel-perf run [--url-file PATH] -- COMMAND [ARGS...]``: run a program with metrics on.
+
+Zero code changes: the command starts with otel-perf's bootstrap directory first on
+``PYTHONPATH``; its ``sitecustomize`` configures otel-perf from the environment and
+instruments every ``mcp`` / FastMCP server the program builds (see
+:mod:`otel_perf._integrations.autoinstrument`). On POSIX the command replaces this
+process (``exec``), so its stdin/stdout are the caller's own: an MCP client can spawn
+``otel-perf run -- python server.py`` as a stdio server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from typing import Any
+
+from otel_perf._integrations.autoinstrument import BOOTSTRAP_DIR, URL_FILE_ENV
+
+
+def command_environment(url_file: str | None) -> dict[str, str]:
+    """This process's environment with the bootstrap directory first on ``PYTHONPATH``."""
+    env = dict(os.environ)
+    existing = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = f"{BOOTSTRAP_DIR}{os.pathsep}{existing}" if existing else str(BOOTSTRAP_DIR)
+    if url_file:
+        env[URL_FILE_ENV] = os.path.abspath(url_file)
+    return env
+
+
+def run(command: list[str], url_file: str | None = None) -> int:
+    """Run ``command`` instrumented; returns its exit code (on POSIX it never returns)."""
+    env = command_environment(url_file)
+    try:
+        if os.name == "posix":
+            os.execvpe(command[0], command, env)  # noqa: S606 - running the user's command is the job
+        return subprocess.call(command, env=env)  # noqa: S603
+    except FileNotFoundError:
+        print(f"otel-perf run: command not found: {command[0]}", file=sys.stderr)  # noqa: T201
+        return 127
+    except PermissionError:
+        print(f"otel-perf run: permission denied: {command[0]}", file=sys.stderr)  # noqa: T201
+        return 126
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a program with every MCP server it builds instrumented (zero code)",
+        description=(
+            "Run COMMAND with otel-perf configured from the environment and every mcp/FastMCP "
+            "server it creates instrumented, e.g. `otel-perf run -- python my_server.py`."
+        ),
+    )
+    parser.add_argument(
+        "--url-file",
+        metavar="PATH",
+        help="write the metrics endpoint's base URL to PATH once it listens",
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the program and its arguments")
+    parser.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        usage = "otel-perf run: no command given (usage: otel-perf run -- python server.py)"
+        print(usage, file=sys.stderr)  # noqa: T201
+        return 2
+    return run(command, args.url_file)

@@ -1,0 +1,105 @@
+"""Configuring, resetting and shutting down otel-perf: the functions that change its state.
+
+The state itself lives in :mod:`otel_perf._state`. :func:`active_recorder` is the one way any
+record path outside the public functions finds the recorder (trackers, integrations, cache
+wrappers), configuring from the environment on first use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from typing import Any
+
+from otel_perf import _state
+from otel_perf._log import logger, warn_once
+from otel_perf._metrics import Metrics
+from otel_perf._recorder import Recorder
+from otel_perf._settings import load_settings
+
+
+def configure(**overrides: Any) -> Metrics:
+    """Configure otel-perf from the environment (read now) and ``overrides``; idempotent.
+
+    Calling it again with the same resulting settings returns the running instance; different
+    settings replace it (the old endpoint stops, counts start from zero).
+    """
+    settings, warnings = load_settings(os.environ, overrides)
+    with _state.lock:
+        running = _state.runtime
+        if running is not None and running.settings == settings:
+            return running
+        for warning in warnings:
+            logger.warning("otel-perf: %s", warning)
+        if running is not None:
+            logger.info("otel-perf: settings changed; restarting with the new ones")
+            running.shutdown()
+        started = Metrics(settings)
+        _state.runtime = started
+        _state.current = started.recorder
+        if not _state.atexit_registered:
+            atexit.register(_shutdown_at_exit)
+            _state.atexit_registered = True
+        return started
+
+
+def get_runtime() -> Metrics:
+    """The running instance, configuring from the environment first if needed."""
+    running = _state.runtime
+    return running if running is not None else configure()
+
+
+def active_recorder() -> Recorder | None:
+    """The recorder now, configuring from the environment first if nothing is configured yet.
+
+    ``None`` when metrics are off. This is the implicit configuration of a first record call,
+    so it never raises: if configuring fails (say, no thread can be started during interpreter
+    shutdown), the call is dropped with one warning.
+    """
+    target = _state.current
+    if not isinstance(target, _state.Unconfigured):
+        return target
+    if _state.exiting:
+        return None
+    try:
+        get_runtime()
+    except Exception as exc:
+        warn_once(
+            "implicit-configure",
+            "otel-perf: configuring on first use failed (%s); metrics are off",
+            type(exc).__name__,
+        )
+        return None
+    configured = _state.current
+    return None if isinstance(configured, _state.Unconfigured) else configured
+
+
+def reset_metrics() -> None:
+    """A clean slate: a new MeterProvider with zero counts; the endpoint keeps running."""
+    with _state.lock:
+        running = get_runtime()
+        running.reset()
+        _state.current = running.recorder
+
+
+def shutdown(timeout_s: float = 5.0) -> None:
+    """Final export and stop. Later record calls configure a fresh instance on first use."""
+    with _state.lock:
+        running, _state.runtime = _state.runtime, None
+        _state.current = _state.UNCONFIGURED
+    if running is not None:
+        running.shutdown(timeout_s)
+
+
+def _shutdown_at_exit() -> None:
+    _state.exiting = True
+    try:
+        with _state.lock:
+            running = _state.runtime
+        if running is not None:
+            running.shutdown(timeout_s=5.0)
+    except Exception:  # pragma: no cover - interpreter teardown; nothing left to protect
+        logger.debug("otel-perf: error at exit", exc_info=True)
+
+
+__all__ = ["active_recorder", "configure", "get_runtime", "reset_metrics", "shutdown"]

@@ -1,0 +1,156 @@
+"""The JSON document served on ``/metrics``: a pure function of extracted totals and windows.
+
+:func:`render` turns :class:`~otel_perf._extract.Extracted` totals, with the window histograms
+from :class:`otel_perf._window.WindowTracker`, into the document. :func:`build_document` runs
+extraction, a window advance (closing a slice) and rendering. Counts, rates and error types are
+exact lifetime totals; latency statistics describe each series' recent window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import MetricsData
+
+from otel_perf._document_cache import DocumentCache
+from otel_perf._exphist import EMPTY, Hist
+from otel_perf._extract import Extracted, SeriesTotals, extract
+from otel_perf._latency import latency_fields
+from otel_perf._window import WindowTracker
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+def _series_entry(
+    name_key: str,
+    name: str,
+    totals: SeriesTotals,
+    window: Hist,
+    key: Hashable = None,
+    cache: DocumentCache | None = None,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        name_key: name,
+        "total_calls": totals.total,
+        "successful_calls": totals.total - totals.failed,
+        "failed_calls": totals.failed,
+        "success_rate": _percent(totals.total - totals.failed, totals.total),
+    }
+    if window.count == 0 and totals.total and not totals.hist_parts:
+        # Points without exponential buckets (another exporter's View): only the mean is known.
+        mean = totals.sum_seconds / totals.total
+        entry.update(
+            latency_fields(
+                Hist(
+                    scale=20,
+                    zero_count=0,
+                    offset=0,
+                    counts=(),
+                    count=1,
+                    sum=mean,
+                    min=mean,
+                    max=mean,
+                )
+            )
+        )
+    elif cache is not None:
+        entry.update(cache.latency(key, window))
+    else:
+        entry.update(latency_fields(window))
+    entry["error_types"] = dict(sorted(totals.error_types.items()))
+    return entry
+
+
+def render(
+    extracted: Extracted,
+    windows: Mapping[Hashable, Hist],
+    *,
+    timestamp: float,
+    start_time: float,
+) -> dict[str, Any]:
+    """The ``/metrics`` document for one collection (enabled case)."""
+    cache = extracted.cache
+    tool_metrics = {}
+    for name, totals in sorted(extracted.tools.items()):
+        key = ("tool", name)
+        window = windows.get(key, EMPTY)
+        tool_metrics[name] = _series_entry("tool_name", name, totals, window, key, cache)
+    cache_metrics = {
+        name: {
+            "cache_name": name,
+            "hits": c.hits,
+            "misses": c.misses,
+            "total_requests": c.hits + c.misses,
+            "hit_rate": _percent(c.hits, c.hits + c.misses),
+            "evictions": c.evictions,
+            "size_rejections": c.size_rejections,
+        }
+        for name, c in sorted(extracted.caches.items())
+    }
+    provider_metrics: dict[str, Any] = {}
+    for name, totals in sorted(extracted.providers.items()):
+        key = ("provider", name)
+        entry = _series_entry("provider", name, totals, windows.get(key, EMPTY), key, cache)
+        entry["input_tokens"] = totals.input_tokens
+        entry["output_tokens"] = totals.output_tokens
+        models: dict[str, Any] = {}
+        for (provider_name, model), model_totals in sorted(extracted.models.items()):
+            if provider_name != name:
+                continue
+            model_key = ("model", provider_name, model)
+            window = windows.get(model_key, EMPTY)
+            model_entry = _series_entry("model", model, model_totals, window, model_key, cache)
+            model_entry["input_tokens"] = model_totals.input_tokens
+            model_entry["output_tokens"] = model_totals.output_tokens
+            models[model] = model_entry
+        entry["models"] = models
+        provider_metrics[name] = entry
+
+    uptime = extracted.uptime_seconds
+    if uptime is None:
+        uptime = max(timestamp - start_time, 0.0)
+    system_metrics = {
+        "active_sessions": extracted.active_sessions,
+        "concurrent_requests": extracted.concurrent_requests,
+        "total_requests": extracted.total_requests,
+        "start_time": start_time,
+        "uptime_seconds": round(uptime, 2),
+        "uptime_hours": round(uptime / 3600.0, 2),
+    }
+    return {
+        "enabled": True,
+        "timestamp": timestamp,
+        "tool_metrics": tool_metrics,
+        "cache_metrics": cache_metrics,
+        "system_metrics": system_metrics,
+        "provider_metrics": provider_metrics,
+    }
+
+
+def disabled_document(timestamp: float) -> dict[str, Any]:
+    """The document when metrics are switched off: ``enabled: false`` and empty sections."""
+    return {
+        "enabled": False,
+        "timestamp": timestamp,
+        "tool_metrics": {},
+        "cache_metrics": {},
+        "system_metrics": {},
+        "provider_metrics": {},
+    }
+
+
+def build_document(
+    data: MetricsData | None,
+    tracker: WindowTracker,
+    *,
+    timestamp: float,
+    start_time: float,
+    cache: DocumentCache | None = None,
+) -> dict[str, Any]:
+    """Extract, advance the windows (closing a slice), render."""
+    extracted = extract(data, cache)
+    windows = tracker.advance(extracted.cumulative_hists())
+    return render(extracted, windows, timestamp=timestamp, start_time=start_time)

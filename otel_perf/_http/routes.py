@@ -1,0 +1,165 @@
+"""The endpoint's routes over one :class:`~otel_perf._metrics.Metrics`, and starting the server.
+
+``/metrics`` (the JSON document), ``/metrics/prometheus``, ``/metrics/history``, ``/health`` and
+the dashboard's pages. What HTTP polling may cost the host is bounded by :mod:`.reuse`; the
+Python API (``get_all_metrics()``) is not.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
+
+from otel_perf._http import dashboard
+from otel_perf._http.prometheus import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
+from otel_perf._http.prometheus import render as render_prometheus
+from otel_perf._http.reuse import Reuse
+from otel_perf._http.server import (
+    MetricsServer,
+    Request,
+    Response,
+    Route,
+    ServiceUnavailable,
+    exposure_warning,
+    json_response,
+)
+from otel_perf._log import logger
+from otel_perf._pipeline import CollectionError
+from otel_perf._version import __version__
+
+if TYPE_CHECKING:
+    from otel_perf._metrics import Metrics
+
+
+class Endpoint:
+    """What one ``Metrics`` serves over HTTP: its routes, their reused results, the server."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._metrics_body: Reuse[bytes] = Reuse(metrics.snapshot_body)
+        self._prometheus_body: Reuse[bytes] = Reuse(self._render_prometheus)
+        self.server: MetricsServer | None = None
+
+    @property
+    def url(self) -> str | None:
+        return self.server.url if self.server is not None else None
+
+    @property
+    def port(self) -> int | None:
+        return self.server.port if self.server is not None else None
+
+    def routes(self) -> dict[str, Route]:
+        return {
+            "/metrics": self._metrics_route,
+            "/health": self._health_route,
+            "/metrics/history": self._history_route,
+            "/metrics/prometheus": self._prometheus_route,
+            **dashboard.routes(),
+        }
+
+    def forget_results(self) -> None:
+        """Drop reused results (after ``reset_metrics()``: they describe the old pipeline)."""
+        self._metrics_body.clear()
+        self._prometheus_body.clear()
+
+    def _render_prometheus(self) -> bytes:
+        # A raw collection: a scrape closes no JSON-view window slice.
+        pipeline = self._metrics.pipeline
+        return render_prometheus(pipeline.collect() if pipeline is not None else None)
+
+    def _prometheus_route(self, _request: Request) -> Response:
+        try:
+            body = self._prometheus_body.get()
+        except Exception as exc:
+            logger.warning(
+                "otel-perf: rendering /metrics/prometheus failed: %s", type(exc).__name__
+            )
+            raise ServiceUnavailable from exc
+        return Response(200, body, PROMETHEUS_CONTENT_TYPE)
+
+    def _metrics_route(self, _request: Request) -> Response:
+        try:
+            body = self._metrics_body.get()
+        except CollectionError as exc:
+            raise ServiceUnavailable from exc
+        return Response(200, body)
+
+    def _history_route(self, request: Request) -> Response:
+        # ``?since=<timestamp>`` returns only newer samples, so the page can poll cheaply.
+        since = parse_qs(request.query).get("since", [""])[0]
+        try:
+            after = float(since) if since else None
+        except ValueError:
+            after = None
+        return Response(200, self._metrics.history.body(after))
+
+    def _health_route(self, _request: Request) -> Response:
+        metrics = self._metrics
+        pipeline = metrics.pipeline
+        start = pipeline.start_time if pipeline is not None else metrics.started_wall
+        return json_response(
+            200,
+            {
+                "status": "ok",
+                "enabled": metrics.enabled,
+                "version": __version__,
+                "uptime_seconds": round(time.time() - start, 2),
+            },
+        )
+
+    def start(self) -> bool:
+        """Start serving; ``False`` (with one warning) when the port cannot be had."""
+        settings = self._metrics.settings
+        server = MetricsServer(
+            settings.json_host,
+            settings.json_port,
+            self.routes(),
+            cors_origins=settings.cors_origins,
+            auth_token=settings.auth_token,
+            page_paths=dashboard.PAGE_PATHS,
+        )
+        try:
+            server.start()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: no new threads at shutdown
+            logger.warning(
+                "otel-perf: cannot serve metrics on %s:%s (%s); recording continues, the JSON "
+                "endpoint is off (set METRICS_JSON_PORT to a free port, or 0)",
+                settings.json_host,
+                settings.json_port,
+                getattr(exc, "strerror", None) or exc,
+            )
+            return False
+        exposed = exposure_warning(settings.json_host, settings.auth_token)
+        if exposed is not None:
+            logger.warning("%s", exposed)
+        self.server = server
+        logger.info("otel-perf: serving metrics on %s/metrics", server.url)
+        return True
+
+    def stop(self, timeout_s: float) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.stop(timeout_s)
+
+    def release_after_fork(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.release_after_fork()
+
+
+def routes_for(metrics: Metrics) -> dict[str, Route]:
+    """The routes ``metrics`` serves (for mounting them on a server of one's own)."""
+    return Endpoint(metrics).routes()
+
+
+def start_endpoint(metrics: Metrics) -> Endpoint | None:
+    """Serve ``metrics`` on its configured host and port; ``None`` if that failed (warned)."""
+    endpoint = Endpoint(metrics)
+    if not endpoint.start():
+        return None
+    metrics.history.start()
+    return endpoint
+
+
+__all__ = ["Endpoint", "routes_for", "start_endpoint"]

@@ -1,0 +1,579 @@
+"""The in-process HTTP endpoint: a small HTTP/1.1 server on an asyncio loop in one thread.
+
+Why not ``http.server.ThreadingHTTPServer``: it spends one thread per connection, so slow or
+idle clients (a poller that keeps a connection open, a client that sends a byte every few
+seconds) pin threads without bound. Here one event-loop thread reads every request with a
+deadline for the whole head, and only the routes' work (a collection, at most) runs on a small,
+fixed pool of worker threads. Thread count is therefore fixed: one loop thread plus
+``max_workers``.
+
+Routes are plain callables ``(Request) -> Response`` run on the worker pool; they may block.
+Routes listed in ``inline_paths`` (``/health`` by default) must not block: they run on the loop
+itself, so liveness answers at once even while every worker is busy or stuck. A route that
+raises yields a JSON 500 (or 503 for :class:`ServiceUnavailable`, or for a route that takes
+longer than ``route_timeout_s``) whose body never contains exception text.
+
+Everything a client can send is answered with a 4xx or cut off by a deadline: a malformed or
+oversized head, an unknown method, a bad request target, a head that trickles in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hmac
+import ipaddress
+import re
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from otel_perf._json import to_json_bytes
+from otel_perf._log import logger
+
+MAX_HEAD_BYTES: Final = 64 * 1024
+MAX_TARGET_LENGTH: Final = 8192
+#: After an error answer, how long (and how many bytes) the rest of the client's input is read
+#: and thrown away before closing: closing a socket with unread input makes the kernel send a
+#: reset, which can destroy the answer before the client has read it.
+LINGER_S: Final = 1.0
+LINGER_MAX_BYTES: Final = 1024 * 1024
+ALLOWED_METHODS: Final = "GET, HEAD, OPTIONS"
+_REASONS: Final = {
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+# What a connection does after a request.
+_KEEP_OPEN: Final = 0
+_CLOSE: Final = 1
+_LINGER: Final = 2  # close, but drain the client's unread input first (see LINGER_S)
+_MAX_BLANK_BYTES: Final = 8
+_ABORT: Final = 3  # drop at once, unsent output included (the client is gone or not reading)
+_CONTROL_IN_VALUE: Final = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN_CHARS: Final = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+class ServiceUnavailable(Exception):
+    """Raised by a route when its data source is failing; becomes a JSON 503."""
+
+
+Route = Callable[[Request], Response]
+
+
+def json_response(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Response:
+    body = to_json_bytes(payload)
+    return Response(status, body, "application/json", headers)
+
+
+def _error(status: int, message: str) -> Response:
+    return json_response(status, {"error": message, "status": status})
+
+
+def _basic_password(credentials: str) -> str:
+    """The password of HTTP Basic ``credentials`` (base64 of ``user:password``), or ``""``."""
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[2]
+
+
+def normalize_path(path: str) -> str:
+    """``/metrics/`` and ``/metrics`` are the same route; the root stays ``/``."""
+    return path.rstrip("/") or "/"
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether binding ``host`` keeps the endpoint on this machine (no name resolution).
+
+    ``localhost`` and every loopback address (``127.0.0.0/8``, ``::1``, an IPv4-mapped
+    ``::ffff:127.x.y.z``) count; wildcards (``0.0.0.0``, ``::``), other addresses and other
+    host names do not, since a name can resolve to anything.
+
+    >>> [is_loopback_host(h) for h in ("127.0.0.5", "::1", "localhost", "0.0.0.0", "::")]
+    [True, True, True, False, False]
+    """
+    value = host.strip()
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    if value.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def exposure_warning(host: str, auth_token: str | None) -> str | None:
+    """The warning to log when the endpoint would serve beyond this machine without a token.
+
+    >>> exposure_warning("127.0.0.1", None) is None, exposure_warning("0.0.0.0", "t") is None
+    (True, True)
+    """
+    if auth_token or is_loopback_host(host):
+        return None
+    return (
+        f"otel-perf: WARNING: the metrics endpoint listens on {host}, beyond this machine, "
+        "without METRICS_AUTH_TOKEN: anyone who can reach it can read your metrics. Set "
+        "METRICS_AUTH_TOKEN, or METRICS_JSON_HOST=127.0.0.1 to keep it local."
+    )
+
+
+class MetricsServer:
+    """Serve ``routes`` on ``host:port`` until :meth:`stop`.
+
+    >>> server = MetricsServer("127.0.0.1", 0, {"/health": lambda r: json_response(200, {})})
+    >>> server.start(); server.port > 0
+    True
+    >>> server.stop()
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        routes: Mapping[str, Route],
+        *,
+        cors_origins: tuple[str, ...] = ("*",),
+        auth_token: str | None = None,
+        public_paths: frozenset[str] = frozenset({"/health"}),
+        page_paths: frozenset[str] = frozenset(),
+        inline_paths: frozenset[str] = frozenset({"/health"}),
+        max_workers: int = 4,
+        head_timeout_s: float = 10.0,
+        idle_timeout_s: float = 15.0,
+        route_timeout_s: float = 10.0,
+        max_connections: int = 1024,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self.routes = {normalize_path(path): route for path, route in routes.items()}
+        self._cors_origins = cors_origins
+        self._auth_token = auth_token.encode() if auth_token else None
+        self._public_paths = public_paths
+        self._page_paths = page_paths
+        self._inline_paths = inline_paths
+        self._max_workers = max_workers
+        self._head_timeout_s = head_timeout_s
+        self._idle_timeout_s = idle_timeout_s
+        self._route_timeout_s = route_timeout_s
+        self._max_connections = max_connections
+        self._stopping = False
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind now (so a taken port raises ``OSError`` here) and serve on a daemon thread."""
+        infos = socket.getaddrinfo(
+            self.host, self._requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, _, _, _, address = infos[0]
+        sock = socket.create_server(address[:2], family=family, backlog=512)
+        try:
+            sock.setblocking(False)
+            self.port = sock.getsockname()[1]
+            self._sock = sock
+            self._pool = ThreadPoolExecutor(
+                max_workers=self._max_workers, thread_name_prefix="otel-perf-http-worker"
+            )
+            self._loop = asyncio.new_event_loop()
+            ready = threading.Event()
+            # Daemon: a host that exits without calling shutdown() must not hang on our thread.
+            self._thread = threading.Thread(
+                target=self._run, args=(ready,), name="otel-perf-http", daemon=True
+            )
+            self._thread.start()
+            if not ready.wait(timeout=10.0):
+                raise OSError("the otel-perf HTTP thread did not start")
+        except BaseException:
+            sock.close()
+            raise
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        asyncio.set_event_loop(loop)
+
+        async def serve() -> None:
+            self._server = await asyncio.start_server(
+                self._on_connection, sock=self._sock, limit=MAX_HEAD_BYTES
+            )
+
+        try:
+            loop.run_until_complete(serve())
+            ready.set()
+            loop.run_forever()
+        finally:
+            # Connections accepted while stopping may still be pending: end them (which closes
+            # their sockets) before the loop goes, as asyncio.run() does.
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(_cancel_until_done(asyncio.all_tasks(loop), 2.0))
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Close the listener and every connection, then end the thread and the pool."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(self._close(), loop)
+            with contextlib.suppress(Exception):
+                future.result(timeout=timeout_s)
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=timeout_s)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._sock is not None:
+            self._sock.close()
+        self._loop = self._thread = self._pool = self._sock = None
+
+    def release_after_fork(self) -> None:
+        """In a forked child: close this process's copy of the listening socket.
+
+        Without this a child would keep the port listening after the parent stops, and
+        connections would queue where nobody accepts them. Nothing else is touched: the
+        loop's selector is shared with the parent's, and its threads exist only there.
+        """
+        sock, self._sock = self._sock, None
+        self._loop = self._thread = self._pool = None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    async def _close(self) -> None:
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        await _cancel_until_done(self._connections, timeout_s=2.0)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=2.0)
+
+    # --- connections -----------------------------------------------------------------------------
+
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - start_server always runs callbacks in a task
+            writer.close()
+            return
+        self._connections.add(task)
+        after = _CLOSE
+        try:
+            if self._stopping:
+                return
+            if len(self._connections) > self._max_connections:
+                await self._send(writer, _error(503, "too many connections"), "GET", None, False)
+                after = _LINGER
+                return
+            after = _KEEP_OPEN
+            first = True
+            while after == _KEEP_OPEN:
+                timeout = self._head_timeout_s if first else self._idle_timeout_s
+                after = await self._one_request(reader, writer, timeout)
+                first = False
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            after = _ABORT
+        except Exception:  # never let a connection's failure reach the loop's error handler
+            # Mostly a send deadline: a client that does not read what it asked for.
+            after = _ABORT
+            logger.debug("otel-perf: connection failed", exc_info=True)
+        finally:
+            # Still listed while closing, so that stop() waits for (and cancels) the close too.
+            await _finish(reader, writer, _CLOSE if self._stopping and after == _LINGER else after)
+            self._connections.discard(task)
+
+    async def _one_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
+    ) -> int:
+        """Serve one request; return what the connection does next (_KEEP_OPEN, ...)."""
+        try:
+            # Waiting for the first byte is idleness, not an error: close quietly.
+            first = await asyncio.wait_for(reader.readexactly(1), timeout)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError):
+            return _CLOSE
+        loop = asyncio.get_running_loop()
+        # Once a request has begun, its whole head must arrive within one deadline, so a client
+        # that trickles bytes (slowloris) is cut off instead of holding on for ever.
+        deadline = loop.time() + self._head_timeout_s
+        try:
+            # Empty lines before a request line are to be ignored (RFC 9112, 2.2); a few.
+            blank = 0
+            while first in (b"\r", b"\n"):
+                blank += 1
+                if blank > _MAX_BLANK_BYTES:
+                    await self._send(writer, _error(400, "bad request"), "GET", None, False)
+                    return _LINGER
+                first = await asyncio.wait_for(reader.readexactly(1), deadline - loop.time())
+            head = first + await asyncio.wait_for(
+                reader.readuntil(b"\r\n\r\n"), deadline - loop.time()
+            )
+        except asyncio.TimeoutError:
+            await self._send(writer, _error(408, "request timeout"), "GET", None, False)
+            return _LINGER
+        except asyncio.LimitOverrunError:
+            await self._send(writer, _error(431, "request head too large"), "GET", None, False)
+            return _LINGER
+        except asyncio.IncompleteReadError:
+            return _CLOSE
+
+        parsed = _parse_head(head)
+        if isinstance(parsed, Response):
+            await self._send(writer, parsed, "GET", None, False)
+            return _LINGER
+        method, target, version, headers = parsed
+        path, _, query = target.partition("?")
+        path = normalize_path(path)
+        request = Request(method, path, query, headers)
+        origin = headers.get("origin")
+
+        connection = headers.get("connection", "").lower()
+        keep_alive = (version == "HTTP/1.1" and "close" not in connection) or (
+            version == "HTTP/1.0" and "keep-alive" in connection
+        )
+        has_body = "transfer-encoding" in headers or headers.get("content-length", "0") not in (
+            "0",
+            "",
+        )
+        response = await self._dispatch(request)
+        await self._send(writer, response, method, origin, keep_alive and not has_body)
+        if has_body:
+            return _LINGER  # we never read request bodies; closing avoids desync
+        return _KEEP_OPEN if keep_alive else _CLOSE
+
+    def _authorized(self, request: Request) -> bool:
+        if self._auth_token is None or request.path in self._public_paths:
+            return True
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic":
+            # A browser opening the dashboard sends the token as the password of HTTP Basic
+            # authentication (any user name): the only way a page navigation can carry it.
+            supplied = _basic_password(credentials.strip())
+        else:
+            supplied = credentials.strip()
+        # compare_digest takes as long for a wrong token as for a right one of the same length,
+        # so response timing does not reveal how much of a guess was right.
+        matches = hmac.compare_digest(supplied.encode(errors="replace"), self._auth_token)
+        return scheme in ("bearer", "basic") and matches
+
+    async def _dispatch(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            # Browsers send preflights without credentials, so they cannot require the token.
+            return Response(204, b"", "", (("Allow", ALLOWED_METHODS),))
+        if not self._authorized(request):
+            # Before the 404, so that without the token nobody learns which paths exist.
+            response = _error(401, "unauthorized")
+            # Pages get a Basic challenge, so the browser asks for the token (as a password);
+            # data paths a Bearer one, so the dashboard's own requests show its token form
+            # instead of a browser dialog.
+            challenge = (
+                'Basic realm="otel-perf", charset="UTF-8"'
+                if request.path in self._page_paths
+                else 'Bearer realm="otel-perf"'
+            )
+            return Response(
+                401, response.body, response.content_type, (("WWW-Authenticate", challenge),)
+            )
+        route = self.routes.get(request.path)
+        if route is None:
+            return _error(404, "not found")
+        if request.method not in ("GET", "HEAD"):
+            # 405 for every other method, known or not: the client's request is what is wrong.
+            response = _error(405, "method not allowed")
+            return Response(
+                405, response.body, response.content_type, (("Allow", ALLOWED_METHODS),)
+            )
+        try:
+            if request.path in self._inline_paths:
+                return route(request)
+            loop = asyncio.get_running_loop()
+            work = loop.run_in_executor(self._pool, route, request)
+            return await asyncio.wait_for(work, self._route_timeout_s)
+        except (ServiceUnavailable, asyncio.TimeoutError):
+            return _error(503, "metrics temporarily unavailable")
+        except Exception:
+            logger.exception("otel-perf: the handler for %s failed", request.path)
+            return _error(500, "internal error")
+
+    def _cors_headers(self, origin: str | None, preflight: bool) -> list[tuple[str, str]]:
+        if "*" in self._cors_origins:
+            allow = "*"
+        elif origin is not None and origin in self._cors_origins:
+            allow = origin
+        else:
+            return []
+        headers = [("Access-Control-Allow-Origin", allow)]
+        if allow != "*":
+            headers.append(("Vary", "Origin"))
+        if preflight:
+            headers += [
+                ("Access-Control-Allow-Methods", ALLOWED_METHODS),
+                ("Access-Control-Allow-Headers", "Authorization, Content-Type"),
+                ("Access-Control-Max-Age", "600"),
+            ]
+        return headers
+
+    async def _send(
+        self,
+        writer: asyncio.StreamWriter,
+        response: Response,
+        method: str,
+        origin: str | None,
+        keep_alive: bool,
+    ) -> None:
+        reason = _REASONS.get(response.status, "Unknown")
+        lines = [f"HTTP/1.1 {response.status} {reason}"]
+        if response.content_type:
+            lines.append(f"Content-Type: {response.content_type}")
+        lines.append(f"Content-Length: {len(response.body)}")
+        lines.append("Cache-Control: no-store")
+        lines.append("X-Content-Type-Options: nosniff")
+        for name, value in (*response.headers, *self._cors_headers(origin, method == "OPTIONS")):
+            lines.append(f"{name}: {value}")
+        lines.append(f"Connection: {'keep-alive' if keep_alive else 'close'}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        writer.write(head if method == "HEAD" else head + response.body)
+        await asyncio.wait_for(writer.drain(), timeout=self._head_timeout_s)
+
+
+async def _cancel_until_done(tasks: set[asyncio.Task[None]], timeout_s: float) -> None:
+    """Cancel ``tasks`` (a live set: new members are cancelled too) until all are done.
+
+    Cancelling again matters: on Python 3.11, ``wait_for`` swallows a cancellation that
+    arrives just as the awaited read completes, and the task would go on serving.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while (pending := [task for task in tasks if not task.done()]) and (
+        remaining := deadline - loop.time()
+    ) > 0:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=min(0.1, remaining))
+
+
+async def _finish(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, how: int) -> None:
+    """Close a connection so that its socket is released whatever the client does."""
+    if how == _LINGER:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await _linger(reader, writer)
+    if how == _ABORT:
+        writer.transport.abort()
+        return
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
+    except (Exception, asyncio.CancelledError):
+        # close() waits for unsent output to go out; a client that stopped reading would keep
+        # the socket open for ever, so after a moment the connection is dropped.
+        writer.transport.abort()
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close, then read and discard the client's input for a moment (see LINGER_S)."""
+    with contextlib.suppress(Exception):
+        if writer.can_write_eof():
+            writer.write_eof()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LINGER_S
+        discarded = 0
+        while discarded < LINGER_MAX_BYTES:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            chunk = await asyncio.wait_for(reader.read(64 * 1024), remaining)
+            if not chunk:
+                break
+            discarded += len(chunk)
+
+
+def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]] | Response:
+    try:
+        text = head.decode("latin-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+        return _error(400, "bad request")
+    lines = text.split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3:
+        return _error(400, "bad request line")
+    method, target, version = parts
+    if not method.isalpha() or not method.isupper() or len(method) > 16:
+        return _error(400, "bad method")
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        # 400 rather than 505: a version we do not speak is the client's error to fix.
+        return _error(400, "unsupported HTTP version")
+    if len(target) > MAX_TARGET_LENGTH:
+        return _error(414, "request target too long")
+    if not target.startswith("/") and target != "*":
+        return _error(400, "bad request target")
+    # Only visible ASCII is valid in a request target (anything else must be percent-encoded).
+    if not target.isascii() or not target.isprintable() or " " in target:
+        return _error(400, "bad request target")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or not _TOKEN_CHARS.issuperset(name):
+            return _error(400, "bad header")
+        value = value.strip(" \t")
+        # A stray CR, NUL or other control character in a value is how header injection and
+        # request smuggling start; refuse the request rather than guess.
+        if _CONTROL_IN_VALUE.search(value):
+            return _error(400, "bad header")
+        headers[name.lower()] = value
+    return method, target, version, headers

@@ -1,0 +1,213 @@
+"""Zero-code instrumentation: configure otel-perf and instrument every MCP server a process builds.
+
+``otel-perf run -- python server.py`` starts the command with
+``otel_perf/_integrations/bootstrap`` first on ``PYTHONPATH``. Its ``sitecustomize`` calls
+:func:`bootstrap` before the program runs, the way ``opentelemetry-instrument`` does it:
+
+1. configure otel-perf from the environment (the endpoint starts; its URL goes to stderr and,
+   when asked, to a file);
+2. install post-import hooks that patch the constructors of ``mcp.server.Server``,
+   ``mcp.server.MCPServer`` and ``fastmcp.FastMCP`` the moment their modules are imported, so
+   every server built afterwards is instrumented. Nothing is imported early: a program that
+   never imports ``fastmcp`` does not pay for it.
+
+A server built inside another one's constructor (``MCPServer`` and ``FastMCP`` each build a
+low-level ``Server``) is left to the outer one, so each request is counted once. Nothing here
+raises into the program: a failure is one warning and the program runs uninstrumented.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import importlib
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final
+
+from otel_perf import _state
+from otel_perf._log import logger, warn_once
+
+#: Environment variable naming a file the bootstrap writes the endpoint's base URL to
+#: (set by ``otel-perf run --url-file``); useful with ``METRICS_JSON_PORT=0``.
+URL_FILE_ENV: Final = "OTEL_PERF_URL_FILE"
+
+#: The directory holding the ``sitecustomize`` that ``otel-perf run`` puts on ``PYTHONPATH``.
+BOOTSTRAP_DIR: Final = Path(__file__).resolve().parent / "bootstrap"
+
+_SERVER_MODULE: Final = "mcp.server.lowlevel.server"
+_MCPSERVER_MODULE: Final = "mcp.server.mcpserver.server"
+_FASTMCP_MODULE: Final = "fastmcp.server.server"
+
+# True while an MCPServer or FastMCP constructor runs: the low-level Server it builds inside is
+# instrumented through the outer server instead.
+_building_outer: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "otel_perf_building_outer_server", default=False
+)
+
+
+def _instrument(server: object, integration: str) -> None:
+    try:
+        importlib.import_module(integration).instrument(server)
+    except Exception as exc:
+        warn_once(
+            f"auto:{integration}",
+            "otel-perf: could not instrument an MCP server automatically (%s: %s); it runs "
+            "without metrics",
+            type(exc).__name__,
+            exc,
+        )
+
+
+def _patch_init(cls: type, integration: str, *, outer: bool) -> None:
+    """Wrap ``cls.__init__`` so that every new instance is instrumented (once)."""
+    original: Callable[..., None] = cls.__init__  # type: ignore[misc]
+    if getattr(original, "__otel_perf_patched__", False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if outer:
+            token = _building_outer.set(True)
+            try:
+                original(self, *args, **kwargs)
+            finally:
+                _building_outer.reset(token)
+        else:
+            original(self, *args, **kwargs)
+            if _building_outer.get():
+                return
+        # The outermost constructor of a subclass chain finishes instrumenting; calling
+        # instrument() on an instrumented server again is a no-op.
+        _instrument(self, integration)
+
+    __init__.__otel_perf_patched__ = True  # type: ignore[attr-defined]
+    cls.__init__ = __init__  # type: ignore[misc]
+
+
+def _on_server_module(module: ModuleType) -> None:
+    cls = getattr(module, "Server", None)
+    if isinstance(cls, type):
+        _patch_init(cls, "otel_perf.mcp", outer=False)
+
+
+def _on_mcpserver_module(module: ModuleType) -> None:
+    cls = getattr(module, "MCPServer", None)
+    if isinstance(cls, type):
+        _patch_init(cls, "otel_perf.mcp", outer=True)
+
+
+def _on_fastmcp_module(module: ModuleType) -> None:
+    cls = getattr(module, "FastMCP", None)
+    if isinstance(cls, type):
+        _patch_init(cls, "otel_perf.fastmcp", outer=True)
+
+
+_HOOKS: Final[dict[str, Callable[[ModuleType], None]]] = {
+    _SERVER_MODULE: _on_server_module,
+    _MCPSERVER_MODULE: _on_mcpserver_module,
+    _FASTMCP_MODULE: _on_fastmcp_module,
+}
+
+
+class _HookedLoader(importlib.abc.Loader):
+    """Runs the real loader, then the hook; everything else is the real loader's."""
+
+    def __init__(self, loader: importlib.abc.Loader, hook: Callable[[ModuleType], None]) -> None:
+        self._loader = loader
+        self._hook = hook
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        try:
+            self._hook(module)
+        except Exception as exc:
+            warn_once("auto:hook", "otel-perf: post-import hook failed (%s)", exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+class _PostImportFinder(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: it lets the other finders find a hooked module, then wraps its
+    loader so the hook runs right after the module executes."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        hook = _HOOKS.get(fullname)
+        if hook is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self:
+                continue
+            find = getattr(finder, "find_spec", None)
+            if find is None:
+                continue
+            spec: importlib.machinery.ModuleSpec | None = find(fullname, path, target)
+            if spec is None:
+                continue
+            if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                spec.loader = _HookedLoader(spec.loader, hook)
+            return spec
+        return None
+
+
+def install_hooks() -> None:
+    """Patch the server classes now if their modules are loaded, else as they get imported."""
+    with _state.instrumentation_lock:
+        if _state.instrumentation_installed:
+            return
+        _state.instrumentation_installed = True
+        sys.meta_path.insert(0, _PostImportFinder())
+        for name, hook in _HOOKS.items():
+            module = sys.modules.get(name)
+            if module is not None:
+                hook(module)
+
+
+def _announce(url: str | None) -> None:
+    if url is None:
+        return
+    print(f"otel-perf: metrics on {url}/metrics", file=sys.stderr, flush=True)  # noqa: T201
+    url_file = os.environ.get(URL_FILE_ENV)
+    if url_file:
+        target = Path(url_file)
+        partial = target.with_name(target.name + ".partial")
+        partial.write_text(url)
+        partial.replace(target)  # readers never see half a URL
+
+
+def _forget_bootstrap_path() -> None:
+    # Processes this program starts should not all try to serve metrics on the same port:
+    # only the process `otel-perf run` started is instrumented.
+    entries = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    kept = [entry for entry in entries if entry and Path(entry).resolve() != BOOTSTRAP_DIR]
+    if kept:
+        os.environ["PYTHONPATH"] = os.pathsep.join(kept)
+    else:
+        os.environ.pop("PYTHONPATH", None)
+
+
+def bootstrap() -> None:
+    """What ``otel-perf run`` does inside the started program; never raises."""
+    try:
+        _forget_bootstrap_path()
+        import otel_perf  # noqa: PLC0415 - the package imports this module's siblings
+
+        metrics = otel_perf.configure()
+        _announce(metrics.url)
+        install_hooks()
+    except Exception as exc:
+        logger.warning("otel-perf: zero-code instrumentation failed (%s); running without it", exc)

@@ -1,0 +1,73 @@
+"""What ``import otel_perf`` does in a fresh interpreter: nothing but define the API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+
+def test_environment_is_read_at_configure_not_import() -> None:
+    script = textwrap.dedent(
+        """
+        import os
+        os.environ["METRICS_WINDOW_SIZE"] = "11"
+        import otel_perf
+        from otel_perf import _state
+        assert _state.runtime is None, "configured at import"
+        os.environ["METRICS_WINDOW_SIZE"] = "22"
+        os.environ["METRICS_JSON_PORT"] = "0"
+        print(otel_perf.configure().settings.window_size)
+        otel_perf.shutdown()
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METRICS_", "OTEL_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "22"
+
+
+def test_import_otel_perf_loads_no_cli_demo_or_endpoint_code() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        import otel_perf, otel_perf.caches
+        loaded = sorted(m for m in sys.modules if m.startswith("otel_perf"))
+        print("\\n".join(loaded))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METRICS_", "OTEL_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    loaded = result.stdout.split()
+    assert "otel_perf" in loaded
+    # The CLI and the demo, the HTTP endpoint and the MCP integrations load only when used.
+    edges = ("otel_perf._cli", "otel_perf._http", "otel_perf.mcp", "otel_perf.fastmcp")
+    assert [m for m in loaded if m.startswith(edges)] == []
+
+
+def test_cli_version_and_help() -> None:
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "otel_perf", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.startswith("otel-perf ")

@@ -1,0 +1,112 @@
+"""Zero-code: ``otel-perf run -- python server.py`` instruments an unmodified server.
+
+A real MCP client spawns the launcher as its stdio server; the launcher execs the unmodified
+server script with otel-perf's bootstrap on PYTHONPATH; the test reads the child's own metrics
+endpoint over HTTP (port 0, URL from ``--url-file``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import harness
+
+PLAIN_SERVER = harness.HERE / "plain_server.py"
+OTEL_PERF = str(Path(sys.executable).parent / "otel-perf")
+
+#: The three ways to start it: the console script and ``python -m otel_perf``.
+LAUNCHERS = {"script": [OTEL_PERF], "module": [sys.executable, "-m", "otel_perf"]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "launcher"),
+    [("mcpserver", "module"), ("lowlevel", "script"), ("fastmcp", "script")],
+)
+async def test_unmodified_stdio_server_is_measured(
+    kind: str, launcher: str, tmp_path: Path
+) -> None:
+    url_file = tmp_path / "url"
+    command = [
+        *LAUNCHERS[launcher],
+        "run",
+        "--url-file",
+        str(url_file),
+        "--",
+        sys.executable,
+        str(PLAIN_SERVER),
+        kind,
+    ]
+    target = harness.stdio_target(kind, command, harness.child_env({}))
+
+    async def read() -> dict[str, object]:
+        base = await harness.wait_for_file(url_file)
+        return harness.fetch_json(f"{base}/metrics")
+
+    async with harness.connect(kind, target, "legacy") as client:
+        for x in range(2):
+            assert await harness.call(kind, client, "ok", {"x": x}) == "ok"
+        assert await harness.call(kind, client, "boom", {}) == harness.CRASH_OUTCOME[kind]
+        assert await harness.call(kind, client, "flag_error", {}) == "is_error"
+        document = await read()
+    tools = document["tool_metrics"]
+    # exact counts: a server built inside MCPServer/FastMCP is not instrumented a second time
+    assert tools["ok"]["total_calls"] == 2
+    assert tools["boom"]["error_types"] == {"ValueError": 1}
+    assert tools["flag_error"]["error_types"] == {"tool_error": 1}
+    assert document["system_metrics"]["active_sessions"] == 1
+
+
+def test_other_sitecustomize_still_runs_and_children_are_not_instrumented(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "marker"
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+    )
+    env = harness.child_env({"PYTHONPATH": f"{site}"})
+    url_file = tmp_path / "url"
+    program = (
+        "import os, otel_perf._state as s\n"
+        "print(s.runtime is not None)\n"
+        "print(os.environ.get('PYTHONPATH'))\n"
+    )
+    result = subprocess.run(
+        [OTEL_PERF, "run", "--url-file", str(url_file), sys.executable, "-c", program],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    configured, pythonpath = result.stdout.splitlines()
+    assert configured == "True"  # otel-perf was configured before the program ran
+    assert pythonpath == str(site)  # what the program's own children inherit
+    assert marker.read_text() == "ran"
+    assert url_file.read_text().startswith("http://127.0.0.1:")
+    assert "otel-perf: metrics on http://127.0.0.1:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["run", "--", "no-such-command-otel-perf"], 127, "command not found"),
+        (["run"], 2, "no command given"),
+    ],
+)
+def test_run_reports_bad_commands(argv: list[str], code: int, message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "otel_perf", *argv],
+        env=harness.child_env({}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == code
+    assert message in result.stderr

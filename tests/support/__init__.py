@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: HTTP helpers, OTLP receivers, MCP servers and their harness."""
