@@ -8,9 +8,10 @@ Python API (``get_all_metrics()``) is not.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qs
 
+from otel_perf._history import History
 from otel_perf._http import dashboard
 from otel_perf._http.prometheus import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
 from otel_perf._http.prometheus import render as render_prometheus
@@ -25,17 +26,36 @@ from otel_perf._http.server import (
     json_response,
 )
 from otel_perf._log import logger
-from otel_perf._pipeline import CollectionError
+from otel_perf._pipeline import CollectionError, Pipeline
+from otel_perf._settings import Settings
 from otel_perf._version import __version__
 
-if TYPE_CHECKING:
-    from otel_perf._metrics import Metrics
+
+class Served(Protocol):
+    """What the endpoint needs of a configured otel-perf; :class:`otel_perf.Metrics` is one."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def enabled(self) -> bool: ...
+
+    @property
+    def pipeline(self) -> Pipeline | None: ...
+
+    @property
+    def history(self) -> History: ...
+
+    @property
+    def started_wall(self) -> float: ...
+
+    def snapshot_body(self) -> bytes: ...
 
 
 class Endpoint:
     """What one ``Metrics`` serves over HTTP: its routes, their reused results, the server."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Served) -> None:
         self._metrics = metrics
         self._metrics_body: Reuse[bytes] = Reuse(metrics.snapshot_body)
         self._prometheus_body: Reuse[bytes] = Reuse(self._render_prometheus)
@@ -148,12 +168,12 @@ class Endpoint:
             server.release_after_fork()
 
 
-def routes_for(metrics: Metrics) -> dict[str, Route]:
+def routes_for(metrics: Served) -> dict[str, Route]:
     """The routes ``metrics`` serves (for mounting them on a server of one's own)."""
     return Endpoint(metrics).routes()
 
 
-def start_endpoint(metrics: Metrics) -> Endpoint | None:
+def start_endpoint(metrics: Served) -> Endpoint | None:
     """Serve ``metrics`` on its configured host and port; ``None`` if that failed (warned)."""
     endpoint = Endpoint(metrics)
     if not endpoint.start():
@@ -162,4 +182,4 @@ def start_endpoint(metrics: Metrics) -> Endpoint | None:
     return endpoint
 
 
-__all__ = ["Endpoint", "routes_for", "start_endpoint"]
+__all__ = ["Endpoint", "Served", "routes_for", "start_endpoint"]
