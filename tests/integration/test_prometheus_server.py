@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.integration.test_deploy import dashboard_exprs
 
 import otel_perf
+from tests.integration.test_deploy import dashboard_exprs
 
 TOKEN = "scrape-token-123"
 
