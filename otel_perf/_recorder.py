@@ -449,4 +449,4 @@ def _gauge_value(count: object, what: str) -> int | None:
     return value
 
 
-__all__ = ["MAX_DURATION_SECONDS", "Recorder", "clean_seconds", "logger", "warn_dropped"]
+__all__ = ["MAX_DURATION_SECONDS", "Recorder", "clean_seconds", "warn_dropped"]
