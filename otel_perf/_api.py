@@ -6,15 +6,18 @@ Each record function reads :data:`otel_perf._state.current` once and returns at 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Coroutine
 from time import perf_counter
-from types import TracebackType
+from types import CoroutineType, TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from otel_perf import _state
 from otel_perf._configure import active_recorder, get_runtime
+from otel_perf._log import warn_once
 from otel_perf._recorder import MAX_DURATION_SECONDS, Recorder, warn_dropped
 
 _P = ParamSpec("_P")
@@ -125,13 +128,36 @@ def record_provider_call(
 _Unconfigured = _state.Unconfigured
 
 
+def error_name(exc_type: type[BaseException]) -> str:
+    """The class name recorded as ``error.type``; never raises (a metaclass may make it)."""
+    try:
+        name = exc_type.__name__
+        if type(name) is str:
+            return name
+    except Exception:  # noqa: S110 - the caller's exception must come out unchanged
+        pass
+    warn_once("error-name", "otel-perf: an exception class without a readable __name__")
+    return "unknown"
+
+
+def _who() -> object:
+    """The asyncio task running now, else this thread: who entered a shared tracker."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop in this thread
+        task = None
+    return task if task is not None else threading.get_ident()
+
+
 class ToolTracker:
     """Track a tool call: a context manager (``with``/``async with``) and a decorator.
 
     The call is timed, counted as a concurrent request while it runs, and counted as a failure
     if it raises — with the exception's class name as error type — and the exception is
     re-raised unchanged (``asyncio.CancelledError`` included). ``otel_perf.track_tool`` is this
-    class. One ``with`` block at a time per instance; a decorated function may run concurrently.
+    class. Make one per ``with`` block (``with track_tool(name):``); an instance entered again
+    before it exited (shared by concurrent tasks) still measures every use, with one warning.
+    A decorated function may run concurrently.
 
     >>> with track_tool("search"):
     ...     pass
@@ -139,11 +165,13 @@ class ToolTracker:
     ... async def fetch(url: str) -> str: ...
     """
 
-    __slots__ = ("_recorder", "_start", "tool_name")
+    __slots__ = ("_recorder", "_shared", "_start", "tool_name")
 
     def __init__(self, tool_name: str) -> None:
         self.tool_name = tool_name
         self._recorder: Recorder | None = None  # _start is set by __enter__ when this is set
+        #: Entries made while the instance was already in use: who -> [(recorder, start)].
+        self._shared: dict[object, list[tuple[Recorder, float]]] | None = None
 
     def __enter__(self) -> ToolTracker:
         # active_recorder()'s common case inlined: this and __exit__ are the hot path of every
@@ -151,6 +179,9 @@ class ToolTracker:
         recorder = _state.current
         if isinstance(recorder, _Unconfigured):
             recorder = active_recorder()
+        if self._recorder is not None and recorder is not None:
+            self._enter_again(recorder)
+            return self
         self._recorder = recorder
         if recorder is not None:
             recorder.request_started()
@@ -163,6 +194,8 @@ class ToolTracker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
+        if self._shared is not None and self._exit_again(exc_type):
+            return False
         recorder = self._recorder
         if recorder is not None:
             seconds = perf_counter() - self._start
@@ -178,8 +211,42 @@ class ToolTracker:
                     except Exception as error:
                         warn_dropped("tool", error)
                     return False
-            recorder.tool_finished(name, seconds, None if exc_type is None else exc_type.__name__)
+            recorder.tool_finished(
+                name, seconds, None if exc_type is None else error_name(exc_type)
+            )
         return False  # never swallow the caller's exception
+
+    def _enter_again(self, recorder: Recorder) -> None:
+        warn_once(
+            "tracker-shared",
+            "otel-perf: a track_tool(%r) instance was entered again before it exited (shared "
+            "by concurrent tasks?); every use is still measured, but make one per call: "
+            "`with track_tool(name):`",
+            self.tool_name if type(self.tool_name) is str else "...",
+        )
+        if self._shared is None:
+            self._shared = {}
+        recorder.request_started()
+        self._shared.setdefault(_who(), []).append((recorder, perf_counter()))
+
+    def _exit_again(self, exc_type: type[BaseException] | None) -> bool:
+        """Finish an entry made by :meth:`_enter_again` by the same task; False if none."""
+        shared = self._shared
+        if shared is None:
+            return False
+        who = _who()
+        entries = shared.get(who)
+        if not entries:
+            return False
+        recorder, start = entries.pop()
+        if not entries:
+            del shared[who]
+        recorder.tool_finished(
+            self.tool_name,
+            perf_counter() - start,
+            None if exc_type is None else error_name(exc_type),
+        )
+        return True
 
     async def __aenter__(self) -> ToolTracker:
         return self.__enter__()
@@ -219,7 +286,7 @@ class ToolTracker:
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as exc:
-                    recorder.tool_finished(name, perf_counter() - start, type(exc).__name__)
+                    recorder.tool_finished(name, perf_counter() - start, error_name(type(exc)))
                     raise
                 recorder.tool_finished(name, perf_counter() - start, None)
                 return result
@@ -238,12 +305,38 @@ class ToolTracker:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                recorder.tool_finished(name, perf_counter() - start, type(exc).__name__)
+                recorder.tool_finished(name, perf_counter() - start, error_name(type(exc)))
                 raise
+            if type(result) is CoroutineType:
+                # Not ``async def`` but returns a coroutine (a lambda or partial around one,
+                # a sync wrapper): the call is not over until the coroutine is.
+                return _finish_when_awaited(recorder, name, start, result)
             recorder.tool_finished(name, perf_counter() - start, None)
             return result
 
         return wrapper
+
+
+def _finish_when_awaited(
+    recorder: Recorder, name: str, start: float, coroutine: Coroutine[Any, Any, Any]
+) -> Coroutine[Any, Any, Any]:
+    warn_once(
+        "tracker-coroutine",
+        "otel-perf: track_tool(%r) decorates a function that returns a coroutine but is not "
+        "`async def`; it is measured until the coroutine finishes (declare it `async def`)",
+        name if type(name) is str else "...",
+    )
+
+    async def finish() -> Any:
+        try:
+            result = await coroutine
+        except BaseException as exc:
+            recorder.tool_finished(name, perf_counter() - start, error_name(type(exc)))
+            raise
+        recorder.tool_finished(name, perf_counter() - start, None)
+        return result
+
+    return finish()
 
 
 #: Track a tool call: a context manager (``with``/``async with``) and a decorator. The class
@@ -297,7 +390,7 @@ class ProviderTracker:
             recorder.record_provider_seconds(
                 self.provider,
                 perf_counter() - self._start,
-                None if exc_type is None else exc_type.__name__,
+                None if exc_type is None else error_name(exc_type),
                 self.model,
                 self.input_tokens,
                 self.output_tokens,

@@ -15,8 +15,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 
 from otel_perf._document import disabled_document
 from otel_perf._history import DEFAULT_CAPACITY, DEFAULT_INTERVAL_S, History
-from otel_perf._log import logger
-from otel_perf._pipeline import CollectionError, Pipeline, Snapshot
+from otel_perf._log import logger, warn_once
+from otel_perf._pipeline import CollectionError, NestedCollectionError, Pipeline, Snapshot
 from otel_perf._recorder import Recorder
 from otel_perf._settings import Settings
 
@@ -98,6 +98,9 @@ class Metrics:
             return Snapshot(disabled_document(time.time())), True
         try:
             return pipeline.snapshot()
+        except NestedCollectionError as exc:
+            warn_once("nested-collection", "otel-perf: %s; it fails at once instead", exc)
+            raise CollectionError(str(exc)) from exc
         except Exception as exc:
             logger.warning("otel-perf: collecting metrics failed: %s", type(exc).__name__)
             raise CollectionError("collecting metrics failed; see the otel-perf log") from exc
@@ -137,6 +140,10 @@ class Metrics:
         endpoint, self._endpoint = self._endpoint, None
         if endpoint is not None:
             endpoint.release_after_fork()
+        pipeline = self._pipeline
+        if pipeline is not None:
+            # A tracked call that spans the fork ends in the child with this recorder in hand.
+            pipeline.recorder.abandon_after_fork()
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Stop the endpoint and shut the pipeline down (a final export, where one is set up)."""

@@ -27,6 +27,8 @@ from otel_perf import _semconv as n
 from otel_perf._document import build_document
 from otel_perf._document_cache import DocumentCache
 from otel_perf._export.forwarder import Forwarder, shutdown_forwarders, start_forwarders
+from otel_perf._guard import collecting
+from otel_perf._guard import state as guard_state
 from otel_perf._integrations import lru_cache_sources as _cache_sources
 from otel_perf._json import to_json_bytes
 from otel_perf._log import logger
@@ -43,6 +45,10 @@ _EXEMPLAR_FILTERS: dict[str, type[ExemplarFilter]] = {
 }
 
 
+class NestedCollectionError(RuntimeError):
+    """A collection was asked for from inside one (an observable callback, a signal handler)."""
+
+
 class PullReader(MetricReader):
     """A cumulative reader that hands each collection to whoever asked for it.
 
@@ -56,11 +62,21 @@ class PullReader(MetricReader):
         self._received: MetricsData | None = None
 
     def collect_data(self, timeout_millis: float = 10_000) -> MetricsData | None:
-        """Run one collection (observable callbacks included) and return its data."""
-        with self._lock:
-            self._received = None
-            self.collect(timeout_millis=timeout_millis)
-            data, self._received = self._received, None
+        """Run one collection (observable callbacks included) and return its data.
+
+        Raises :class:`NestedCollectionError` at once, rather than wait for ever on itself,
+        when this thread is already inside a collection or a record.
+        """
+        with collecting() as allowed:
+            if not allowed:
+                raise NestedCollectionError(
+                    "a collection was requested from inside a collection or a record (an "
+                    "observable callback or a signal handler calling get_all_metrics()?)"
+                )
+            with self._lock:
+                self._received = None
+                self.collect(timeout_millis=timeout_millis)
+                data, self._received = self._received, None
         return data
 
     def _receive_metrics(
@@ -185,6 +201,12 @@ class Pipeline:
 
     def snapshot(self) -> tuple[Snapshot, bool]:
         """The current document, and whether this caller alone holds it (may mutate it)."""
+        if guard_state.busy:
+            # Joining the running collection from inside it would wait on itself.
+            raise NestedCollectionError(
+                "get_all_metrics() was called from inside a collection or a record (an "
+                "observable callback or a signal handler?)"
+            )
         return self._snapshot_flight.run()
 
     def shutdown(self, timeout_s: float = 5.0) -> None:

@@ -22,6 +22,7 @@ from typing import Final
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otel_perf import _semconv as n
+from otel_perf._guard import Drops, Guarded
 from otel_perf._log import logger, warn_once
 from otel_perf._sanitize import NameRegistry
 from otel_perf._settings import Settings
@@ -31,6 +32,13 @@ Attrs = dict[str, str]
 #: Durations above this (one day) are clamped to it: a larger value is certainly a caller bug,
 #: and one absurd value would force the exponential histogram to a coarser scale.
 MAX_DURATION_SECONDS: Final = 86_400.0
+
+#: Gauges set by the host (``set_active_sessions``, ``set_concurrent_requests``) and token
+#: counts are clamped to this (one billion): every value then fits every exporter's integer
+#: type (OTLP int64, a float without rounding), so no export or collection can fail because
+#: of what the host passed. ``2**63`` made every OTLP export fail; ``10**400`` made every
+#: collection log a traceback.
+MAX_COUNT_VALUE: Final = 1_000_000_000
 
 #: Names whose raw form is cached for the fast path are at most this long; longer ones (or
 #: non-strings) are resolved on every call, so hostile names cannot bloat the caches.
@@ -81,6 +89,8 @@ class Recorder:
     def __init__(self, meter: Meter, settings: Settings) -> None:
         self.start_time = time.time()
         self._start_monotonic = time.monotonic()
+        #: Measurements dropped rather than wait on a lock (see otel_perf._guard).
+        self.drops = Drops()
 
         self._tool_duration = meter.create_histogram(
             n.MCP_SERVER_OPERATION_DURATION,
@@ -129,6 +139,24 @@ class Recorder:
             description="Seconds since otel-perf started recording",
         )
 
+        # Every SDK call goes through a guard: never wait on a lock this thread already holds
+        # (a signal handler), nor on one a fork left held (see otel_perf._guard).
+        self._guarded = [
+            Guarded(instrument.record, self.drops)
+            for instrument in (self._tool_duration, self._provider_duration, self._token_usage)
+        ] + [
+            Guarded(instrument.add, self.drops)
+            for instrument in (self._cache_requests, self._cache_evictions, self._cache_rejections)
+        ]
+        (
+            self._tool_duration,
+            self._provider_duration,
+            self._token_usage,
+            self._cache_requests,
+            self._cache_evictions,
+            self._cache_rejections,
+        ) = self._guarded  # type: ignore[assignment]
+
         self._tools = NameRegistry("tool", settings.max_tools)
         self._providers = NameRegistry("provider", settings.max_providers)
         self._models = NameRegistry("model", settings.max_models)
@@ -151,7 +179,6 @@ class Recorder:
         self.ok_tool_series = self._tool_ok
         self.tool_duration = self._tool_duration
 
-        self._lock = threading.Lock()
         # In-flight requests are two ever-growing counters whose difference is the number
         # running. ``next()`` on an ``itertools.count`` is a single C call, atomic under the GIL
         # (CPython's threading module numbers its threads the same way), so starting and
@@ -163,14 +190,17 @@ class Recorder:
         #: Count one request as started / finished (bound C methods: no Python frame).
         self.request_started: Callable[[], int] = self._started.__next__
         self.request_finished: Callable[[], int] = self._finished.__next__
-        self._sessions = 0
+        # Sessions are counted the same way, so no lock is taken (a signal handler that opens a
+        # session while the interrupted code was opening one must not wait on it).
+        self._sessions_started = itertools.count()
+        self._sessions_finished = itertools.count()
         self._manual_requests = 0
         self._manual_sessions = 0
 
     # --- observable callbacks (run at collect time only) -------------------------------------
 
     def _observe_sessions(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return (Observation(self._sessions + self._manual_sessions),)
+        return (Observation(self.open_sessions + self._manual_sessions),)
 
     def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
         return (Observation(self.in_flight + self._manual_requests),)
@@ -376,6 +406,9 @@ class Recorder:
         if count < 0:
             warn_once("neg:tokens", "otel-perf: negative token count dropped")
             return
+        if count > MAX_COUNT_VALUE:
+            warn_once("huge:tokens", "otel-perf: token count above %d clamped", MAX_COUNT_VALUE)
+            count = MAX_COUNT_VALUE
         self._token_usage.record(count, {**base, n.GEN_AI_TOKEN_TYPE: token_type})
 
     # --- caches --------------------------------------------------------------------------------
@@ -409,12 +442,40 @@ class Recorder:
     # --- system --------------------------------------------------------------------------------
 
     def session_started(self) -> None:
-        with self._lock:
-            self._sessions += 1
+        next(self._sessions_started)
 
     def session_finished(self) -> None:
-        with self._lock:
-            self._sessions -= 1
+        next(self._sessions_finished)
+
+    @property
+    def open_sessions(self) -> int:
+        """Sessions started by ``track_session`` and not yet finished."""
+        with self._read_lock:
+            finished = next(self._sessions_finished)
+            started = next(self._sessions_started)
+        return started - finished
+
+    def abandon_after_fork(self) -> None:
+        """In a forked child: this recorder is the parent's; record nothing more into it.
+
+        Another thread of the parent may have held any of the SDK's locks at the fork, and no
+        thread in the child will release them, so every measurement is dropped (and counted)
+        instead; the child configures a pipeline of its own on its next record call. The
+        locks of this recorder itself are replaced for the same reason.
+        """
+        for guarded in self._guarded:
+            guarded.abandon()
+        self._read_lock = threading.Lock()
+        for registry in (
+            self._tools,
+            self._providers,
+            self._models,
+            self._caches,
+            self._error_types,
+            self._operations,
+            self._methods,
+        ):
+            registry.after_fork()
 
     def set_active_sessions(self, count: object) -> None:
         value = _gauge_value(count, "active sessions")
@@ -446,7 +507,16 @@ def _gauge_value(count: object, what: str) -> int | None:
     if value < 0:
         warn_once(f"gauge-neg:{what}", "otel-perf: negative %s clamped to 0", what)
         return 0
+    if value > MAX_COUNT_VALUE:
+        warn_once(f"gauge-huge:{what}", "otel-perf: %s above %d clamped", what, MAX_COUNT_VALUE)
+        return MAX_COUNT_VALUE
     return value
 
 
-__all__ = ["MAX_DURATION_SECONDS", "Recorder", "clean_seconds", "warn_dropped"]
+__all__ = [
+    "MAX_COUNT_VALUE",
+    "MAX_DURATION_SECONDS",
+    "Recorder",
+    "clean_seconds",
+    "warn_dropped",
+]

@@ -5,7 +5,11 @@ the first time it is seen. The outcome is documented and never an exception:
 
 - ``None``, an empty string, or an object whose ``str()`` fails becomes ``"unknown"``;
 - any other non-string is converted with ``str()``;
-- control characters and lone surrogates (not encodable as UTF-8) are replaced by ``"?"``;
+- every character that is not printable is replaced by ``"?"`` (see :func:`clean_text`):
+  C0 and C1 controls, line and paragraph separators (U+2028, U+2029), bidirectional
+  overrides and isolates (U+202A-U+202E, U+2066-U+2069), zero-width and other format
+  characters (U+200B-U+200F, U+2060, U+FEFF), lone surrogates (not encodable as UTF-8), and
+  unassigned code points; spaces other than U+0020 become U+0020;
 - names longer than :data:`MAX_NAME_LENGTH` characters are cut to that length;
 - once ``cap`` distinct names are kept, every new name folds into ``"_OTHER"`` (with one
   warning per registry), so memory and the JSON document stay bounded.
@@ -14,6 +18,7 @@ the first time it is seen. The outcome is documented and never an exception:
 from __future__ import annotations
 
 import threading
+import unicodedata
 from typing import Final
 
 from otel_perf import _semconv as n
@@ -21,7 +26,26 @@ from otel_perf._log import warn_once
 
 MAX_NAME_LENGTH: Final = 256
 
-_CONTROL: Final = dict.fromkeys((*range(32), 127), "?")
+
+def _clean_char(ch: str) -> str:
+    if ch.isprintable():
+        return ch
+    return " " if unicodedata.category(ch) == "Zs" else "?"
+
+
+def clean_text(text: str) -> str:
+    """``text`` with every non-printable character replaced (see the module docstring).
+
+    What reaches a terminal, a JSON document or a Prometheus label can then neither move the
+    cursor, change colours, reorder what is shown (bidi overrides), hide characters (zero
+    width), nor break a line.
+
+    >>> clean_text("a\x1b[2Jb\u202ec\u200bd\u2028e\x85f\u00a0g")
+    'a?[2Jb?c?d?e?f g'
+    """
+    if text.isprintable():
+        return text
+    return "".join(map(_clean_char, text))
 
 
 def sanitize(raw: object) -> str:
@@ -40,11 +64,9 @@ def sanitize(raw: object) -> str:
             return n.UNKNOWN
     if len(text) > MAX_NAME_LENGTH:
         text = text[:MAX_NAME_LENGTH]
-    if not text.isprintable():
-        text = text.translate(_CONTROL)
-        # Lone surrogates cannot be encoded as UTF-8: one in a name would make every
-        # Prometheus scrape and OTLP export fail, so they become "?" too.
-        text = text.encode("utf-8", "replace").decode("utf-8")
+    # Lone surrogates (category Cs) are not printable either: one in a name would make every
+    # Prometheus scrape and OTLP export fail, so they become "?" too.
+    text = clean_text(text)
     return text or n.UNKNOWN
 
 
@@ -55,7 +77,13 @@ class NameRegistry:
         self.kind = kind
         self.cap = cap
         self._kept: set[str] = set()
-        self._lock = threading.Lock()
+        # Reentrant: a signal handler may record a new name while the code it interrupted
+        # holds this lock; the section below is safe to re-enter (set operations only).
+        self._lock = threading.RLock()
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock another thread held at the fork stays held; replace it."""
+        self._lock = threading.RLock()
 
     def resolve(self, raw: object) -> str:
         """Sanitise ``raw`` and return it, or ``"_OTHER"`` once the cap is reached."""

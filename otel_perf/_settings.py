@@ -36,7 +36,14 @@ METRICS_JSON_PORT: Final = "METRICS_JSON_PORT"
 """Integer 0-65535. Default ``9109``. ``0`` lets the OS pick a free port."""
 
 METRICS_CORS_ORIGINS: Final = "METRICS_CORS_ORIGINS"
-"""Comma-separated ``Access-Control-Allow-Origin`` allow-list. Default ``*``."""
+"""Comma-separated list of web origins whose pages may read the endpoint (CORS), matched
+exactly. Unset: pages on this machine only (``http(s)://localhost``, ``127.0.0.1`` or
+``[::1]``, any port). ``*`` lets any web page read it (logged as a warning)."""
+
+METRICS_ALLOWED_HOSTS: Final = "METRICS_ALLOWED_HOSTS"
+"""Comma-separated host names the endpoint answers to besides ``localhost``, ``127.0.0.1``,
+``[::1]`` and the bind address (``METRICS_JSON_HOST``); a request naming another host in its
+``Host`` header gets 421 (this is what stops DNS rebinding). Default empty."""
 
 METRICS_AUTH_TOKEN: Final = "METRICS_AUTH_TOKEN"
 """Unset by default. When set, every path but ``/health`` needs
@@ -91,7 +98,9 @@ class Settings:
     json_enabled: bool = True
     json_host: str = "127.0.0.1"
     json_port: int = 9109
-    cors_origins: tuple[str, ...] = ("*",)
+    #: ``()``: local pages only (see METRICS_CORS_ORIGINS).
+    cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     auth_token: str | None = None
     max_tools: int = 500
     max_providers: int = 100
@@ -156,6 +165,13 @@ def _origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _host_names(raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for name in names:
+        _host(name)
+    return names
+
+
 def _token(raw: str) -> str | None:
     value = raw.strip()
     if not value:
@@ -178,6 +194,7 @@ _ENV_FIELDS: Final[dict[str, tuple[tuple[str, ...], Callable[[str], Any]]]] = {
     "json_host": ((METRICS_JSON_HOST,), _host),
     "json_port": ((METRICS_JSON_PORT,), _port),
     "cors_origins": ((METRICS_CORS_ORIGINS,), _origins),
+    "allowed_hosts": ((METRICS_ALLOWED_HOSTS,), _host_names),
     "auth_token": ((METRICS_AUTH_TOKEN,), _token),
     "max_tools": ((METRICS_MAX_TOOLS,), _cap),
     "max_providers": ((METRICS_MAX_PROVIDERS,), _cap),
@@ -199,6 +216,11 @@ _OVERRIDE_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
         and bool(v)
         and all(isinstance(o, str) for o in v)
         and _valid(_origins, ",".join(v))
+    ),
+    "allowed_hosts": lambda v: (
+        isinstance(v, (tuple, list))
+        and all(isinstance(h, str) for h in v)
+        and _valid(_host_names, ",".join(v))
     ),
     "auth_token": lambda v: v is None or (isinstance(v, str) and _valid(_token, v)),
     "max_tools": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
@@ -293,7 +315,9 @@ def load_settings(
             known = ", ".join(sorted(_OVERRIDE_CHECKS))
             raise TypeError(f"configure() got an unknown setting {field!r}; known: {known}")
         if not check(value):
-            raise ValueError(f"configure({field}={value!r}): invalid value")
-        values[field] = tuple(value) if field == "cors_origins" else value
+            # Never echo a token: the message may reach a log or a crash report.
+            shown = "<hidden>" if field == "auth_token" else shorten(repr(value))
+            raise ValueError(f"configure({field}={shown}): invalid value")
+        values[field] = tuple(value) if field in ("cors_origins", "allowed_hosts") else value
 
     return dataclasses.replace(defaults, **values), warnings

@@ -129,7 +129,8 @@ exiting = False
 
 warned: set[str] = set()
 """Keys of the warnings already given in this process (a fixed set of categories)."""
-warned_lock = threading.Lock()
+# Reentrant: a signal handler may warn while the code it interrupted holds it.
+warned_lock = threading.RLock()
 
 # --- functools.lru_cache sources (otel_perf._integrations.lru_cache_sources) -----------------
 
@@ -161,7 +162,7 @@ def _after_fork_in_child() -> None:
     global lock, warned_lock, lru_sources_lock, compat_lock, instrumentation_lock
     global runtime, current
     lock = threading.RLock()
-    warned_lock = threading.Lock()
+    warned_lock = threading.RLock()
     lru_sources_lock = threading.Lock()
     compat_lock = threading.Lock()
     instrumentation_lock = threading.Lock()

@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
+from otel_perf._sanitize import clean_text
 from otel_perf._version import __version__
 
 DEFAULT_URL: Final = "http://127.0.0.1:9109/metrics"
@@ -69,12 +70,60 @@ def looks_like_document(value: object) -> bool:
     )
 
 
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, parts.hostname, parts.port or default
+
+
+class _SameOriginCredentials(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but send ``Authorization`` only back to the origin it was meant for."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(newurl) != _origin(req.full_url):
+            # urllib copies every header to the new request: the token would go to whatever
+            # host the redirect names.
+            for name in list(new.headers):
+                if name.lower() == "authorization":
+                    del new.headers[name]
+            new.unredirected_hdrs.pop("Authorization", None)
+        return new
+
+
 def _opener(url: str) -> urllib.request.OpenerDirector:
+    redirects = _SameOriginCredentials()
     # A proxy from the environment would otherwise receive requests for this machine's own
     # endpoint whenever NO_PROXY does not list it.
     if urlsplit(url).hostname in _LOOPBACK:
-        return urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    return urllib.request.build_opener()
+        return urllib.request.build_opener(urllib.request.ProxyHandler({}), redirects)
+    return urllib.request.build_opener(redirects)
+
+
+def clean(value: Any) -> Any:
+    """``value`` (parsed JSON) with every string cleaned for a terminal (see clean_text).
+
+    A look-alike endpoint could otherwise send escape sequences that ``top`` would write to
+    the terminal as they are.
+
+    >>> clean({"t\x1b[31m": ["\u202eabc"]})
+    {'t?[31m': ['?abc']}
+    """
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(key)): clean(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [clean(item) for item in value]
+    return value
 
 
 def fetch_json(url: str, token: str | None = None, timeout_s: float = 5.0) -> Any:
@@ -107,8 +156,8 @@ def fetch_json(url: str, token: str | None = None, timeout_s: float = 5.0) -> An
     if len(body) > MAX_BODY_BYTES:
         raise FetchError(f"{url} sent more than {MAX_BODY_BYTES} bytes; not an otel-perf endpoint")
     try:
-        return json.loads(body)
-    except ValueError:
+        return clean(json.loads(body))
+    except (ValueError, RecursionError):
         raise FetchError(
             f"{url} did not answer with JSON; is this an otel-perf endpoint?"
         ) from None

@@ -7,6 +7,7 @@ Python API (``get_all_metrics()``) is not.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Protocol
 from urllib.parse import parse_qs
@@ -51,6 +52,9 @@ class Served(Protocol):
 
     def snapshot_body(self) -> bytes: ...
 
+#: Distinct ``/metrics/history?since=`` answers kept for reuse at once.
+_MAX_HISTORY_KEYS = 32
+
 
 class Endpoint:
     """What one ``Metrics`` serves over HTTP: its routes, their reused results, the server."""
@@ -59,6 +63,9 @@ class Endpoint:
         self._metrics = metrics
         self._metrics_body: Reuse[bytes] = Reuse(metrics.snapshot_body)
         self._prometheus_body: Reuse[bytes] = Reuse(self._render_prometheus)
+        # /metrics/history by its ``since`` value (pollers in step ask for the same one).
+        self._history_bodies: dict[str, Reuse[bytes]] = {}
+        self._history_lock = threading.Lock()
         self.server: MetricsServer | None = None
 
     @property
@@ -82,6 +89,8 @@ class Endpoint:
         """Drop reused results (after ``reset_metrics()``: they describe the old pipeline)."""
         self._metrics_body.clear()
         self._prometheus_body.clear()
+        with self._history_lock:
+            self._history_bodies.clear()
 
     def _render_prometheus(self) -> bytes:
         # A raw collection: a scrape closes no JSON-view window slice.
@@ -112,7 +121,16 @@ class Endpoint:
             after = float(since) if since else None
         except ValueError:
             after = None
-        return Response(200, self._metrics.history.body(after))
+        history = self._metrics.history
+        key = repr(after)
+        with self._history_lock:
+            reuse = self._history_bodies.get(key)
+            if reuse is None:
+                if len(self._history_bodies) >= _MAX_HISTORY_KEYS:
+                    self._history_bodies.clear()  # bounded; an old ``since`` is not asked again
+                reuse = Reuse(lambda: history.body(after))
+                self._history_bodies[key] = reuse
+        return Response(200, reuse.get())
 
     def _health_route(self, _request: Request) -> Response:
         metrics = self._metrics
@@ -125,6 +143,8 @@ class Endpoint:
                 "enabled": metrics.enabled,
                 "version": __version__,
                 "uptime_seconds": round(time.time() - start, 2),
+                # Measurements dropped rather than wait on a lock (see otel_perf._guard).
+                "dropped_measurements": pipeline.recorder.drops.count if pipeline else 0,
             },
         )
 
@@ -136,6 +156,7 @@ class Endpoint:
             settings.json_port,
             self.routes(),
             cors_origins=settings.cors_origins,
+            allowed_hosts=settings.allowed_hosts,
             auth_token=settings.auth_token,
             page_paths=dashboard.PAGE_PATHS,
         )
@@ -153,6 +174,11 @@ class Endpoint:
         exposed = exposure_warning(settings.json_host, settings.auth_token)
         if exposed is not None:
             logger.warning("%s", exposed)
+        if "*" in settings.cors_origins:
+            logger.warning(
+                "otel-perf: WARNING: METRICS_CORS_ORIGINS=* lets any web page you visit read "
+                "the metrics endpoint; list the origins of your dashboards instead"
+            )
         self.server = server
         logger.info("otel-perf: serving metrics on %s/metrics", server.url)
         return True

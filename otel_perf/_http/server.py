@@ -25,8 +25,10 @@ import contextlib
 import hmac
 import ipaddress
 import re
+import select
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,8 +37,21 @@ from typing import Any, Final
 from otel_perf._json import to_json_bytes
 from otel_perf._log import logger
 
-MAX_HEAD_BYTES: Final = 64 * 1024
+#: The largest request head read; a bigger one gets 431. Together with the connection cap this
+#: bounds what partial heads can make the host buffer: MAX_CONNECTIONS x 2 x MAX_HEAD_BYTES.
+MAX_HEAD_BYTES: Final = 32 * 1024
 MAX_TARGET_LENGTH: Final = 8192
+#: Connections served at once. A telemetry side-channel has a few pollers; every connection
+#: costs the host one file descriptor, so the cap is what bounds the endpoint's share of them.
+#: Beyond it, new connections wait in the kernel's queue (not in this process) while a
+#: connection that has been idle for IDLE_EVICT_S is closed to make room.
+MAX_CONNECTIONS: Final = 64
+#: The listening socket's queue: connections the kernel holds until one is accepted.
+BACKLOG: Final = 64
+#: At the cap, a connection waiting this long for a request is closed to make room.
+IDLE_EVICT_S: Final = 1.0
+#: Attack logs: one line per kind and interval, with how many times it happened.
+ALERT_INTERVAL_S: Final = 60.0
 #: After an error answer, how long (and how many bytes) the rest of the client's input is read
 #: and thrown away before closing: closing a socket with unread input makes the kernel send a
 #: reset, which can destroy the answer before the client has read it.
@@ -47,12 +62,14 @@ _REASONS: Final = {
     200: "OK",
     204: "No Content",
     400: "Bad Request",
+    403: "Forbidden",
     401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
     413: "Content Too Large",
     414: "URI Too Long",
+    421: "Misdirected Request",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     501: "Not Implemented",
@@ -66,6 +83,13 @@ _LINGER: Final = 2  # close, but drain the client's unread input first (see LING
 _MAX_BLANK_BYTES: Final = 8
 _ABORT: Final = 3  # drop at once, unsent output included (the client is gone or not reading)
 _CONTROL_IN_VALUE: Final = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+#: Headers that frame the request or say who it is for and from: one of each, or a 400.
+_SINGLE_HEADERS: Final = frozenset(
+    {"content-length", "transfer-encoding", "host", "authorization", "origin"}
+)
+_LOCAL_ORIGIN: Final = re.compile(r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?")
+#: Host names every endpoint answers to (a port may follow).
+LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "[::1]"})
 _TOKEN_CHARS: Final = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
@@ -156,6 +180,110 @@ def exposure_warning(host: str, auth_token: str | None) -> str | None:
     )
 
 
+def _host_name(value: str) -> str | None:
+    """The name in a ``Host`` header value (port removed, lower case), or ``None`` if malformed.
+
+    >>> [_host_name(v) for v in ("LocalHost:9109", "[::1]:80", "127.0.0.1", "a:b:c")]
+    ['localhost', '[::1]', '127.0.0.1', None]
+    """
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, sep, rest = value.partition("]")
+        if not sep or (rest and not (rest[:1] == ":" and rest[1:].isdigit())):
+            return None
+        return name + "]"
+    name, _, port = value.partition(":")
+    if ":" in port or (port and not port.isdigit()) or not name:
+        return None
+    return name
+
+
+def allowed_host_names(bind_host: str, extra: tuple[str, ...] = ()) -> frozenset[str]:
+    """The ``Host`` names answered: local names, the bind address, and ``extra``.
+
+    >>> sorted(allowed_host_names("::1", ("metrics.internal",)))
+    ['127.0.0.1', '[::1]', 'localhost', 'metrics.internal']
+    """
+    names = set(LOCAL_HOSTS)
+    for raw in (bind_host, *extra):
+        value = raw.strip().lower().strip("[]")
+        if not value:
+            continue
+        names.add(f"[{value}]" if ":" in value else value)
+    return frozenset(names)
+
+
+def host_allowed(value: str | None, allowed: frozenset[str], wildcard_bind: bool) -> bool:
+    """Whether a request with ``Host: value`` is for this endpoint.
+
+    A page on another site that has made its name resolve to 127.0.0.1 (DNS rebinding) sends
+    its own name in ``Host``; it is refused. An address literal cannot be rebound, so when the
+    endpoint listens on every address (``0.0.0.0``, ``::``), any address literal is accepted
+    too. A request without ``Host`` (HTTP/1.0) comes from no browser and is accepted.
+
+    >>> allowed = allowed_host_names("127.0.0.1")
+    >>> [host_allowed(h, allowed, False) for h in ("127.0.0.1:9", "evil.example", "10.0.0.1")]
+    [True, False, False]
+    >>> host_allowed("10.0.0.1:9109", allowed, True)
+    True
+    """
+    if value is None:
+        return True
+    name = _host_name(value)
+    if name is None:
+        return False
+    if name in allowed:
+        return True
+    if not wildcard_bind:
+        return False
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def local_origin(origin: str) -> bool:
+    """Whether ``origin`` is a page served from this machine's loopback names, any port.
+
+    >>> [local_origin(o) for o in ("http://localhost:3000", "https://[::1]", "http://x.example")]
+    [True, True, False]
+    """
+    return _LOCAL_ORIGIN.fullmatch(origin) is not None
+
+
+class Alerts:
+    """Rate-limited warnings: one line per kind and interval, however often it happens.
+
+    An attack that opens thousands of connections must not write thousands of lines to the
+    host's log; the line that is written says how many times it happened since the last one.
+    """
+
+    def __init__(
+        self, interval_s: float = ALERT_INTERVAL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._next: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+
+    def note(self, kind: str, message: str) -> None:
+        """Count one event of ``kind`` (a fixed string); log ``message`` at most per interval."""
+        self._counts[kind] = self._counts.get(kind, 0) + 1
+        now = self._clock()
+        if now < self._next.get(kind, -1.0):
+            return
+        self._next[kind] = now + self._interval_s
+        count, self._counts[kind] = self._counts[kind], 0
+        logger.warning(
+            "otel-perf: metrics endpoint: %s (%d time(s) since the last such line; logged at "
+            "most once per %g s)",
+            message,
+            count,
+            self._interval_s,
+        )
+
+
 class MetricsServer:
     """Serve ``routes`` on ``host:port`` until :meth:`stop`.
 
@@ -171,21 +299,25 @@ class MetricsServer:
         port: int,
         routes: Mapping[str, Route],
         *,
-        cors_origins: tuple[str, ...] = ("*",),
+        cors_origins: tuple[str, ...] = (),
+        allowed_hosts: tuple[str, ...] = (),
         auth_token: str | None = None,
         public_paths: frozenset[str] = frozenset({"/health"}),
         page_paths: frozenset[str] = frozenset(),
         inline_paths: frozenset[str] = frozenset({"/health"}),
         max_workers: int = 4,
-        head_timeout_s: float = 10.0,
-        idle_timeout_s: float = 15.0,
+        head_timeout_s: float = 5.0,
+        idle_timeout_s: float = 5.0,
         route_timeout_s: float = 10.0,
-        max_connections: int = 1024,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.host = host
         self._requested_port = port
         self.routes = {normalize_path(path): route for path, route in routes.items()}
+        #: ``()``: pages on this machine's loopback names only; ``("*",)``: any page.
         self._cors_origins = cors_origins
+        self._allowed_hosts = allowed_host_names(host, allowed_hosts)
+        self._wildcard_bind = host.strip("[] ") in ("0.0.0.0", "::", "")
         self._auth_token = auth_token.encode() if auth_token else None
         self._public_paths = public_paths
         self._page_paths = page_paths
@@ -194,14 +326,18 @@ class MetricsServer:
         self._head_timeout_s = head_timeout_s
         self._idle_timeout_s = idle_timeout_s
         self._route_timeout_s = route_timeout_s
-        self._max_connections = max_connections
+        self._max_connections = max(1, max_connections)
         self._stopping = False
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._server: asyncio.base_events.Server | None = None
+        self._accepting: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        #: Connections waiting for a request, and since when (loop time): the ones to evict.
+        self._idle_since: dict[asyncio.Task[None], float] = {}
+        self._slot_freed: asyncio.Event | None = None
+        self.alerts = Alerts()
         self.port = 0
 
     @property
@@ -217,7 +353,7 @@ class MetricsServer:
             self.host, self._requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
         family, _, _, _, address = infos[0]
-        sock = socket.create_server(address[:2], family=family, backlog=512)
+        sock = socket.create_server(address[:2], family=family, backlog=BACKLOG)
         try:
             sock.setblocking(False)
             self.port = sock.getsockname()[1]
@@ -226,6 +362,9 @@ class MetricsServer:
                 max_workers=self._max_workers, thread_name_prefix="otel-perf-http-worker"
             )
             self._loop = asyncio.new_event_loop()
+            # asyncio's default handler logs a traceback per failed connection; an attack
+            # would fill the host's log. Ours logs one line per kind and interval.
+            self._loop.set_exception_handler(self._on_loop_error)
             ready = threading.Event()
             # Daemon: a host that exits without calling shutdown() must not hang on our thread.
             self._thread = threading.Thread(
@@ -238,6 +377,11 @@ class MetricsServer:
             sock.close()
             raise
 
+    def _on_loop_error(self, _loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        kind = type(exc).__name__ if exc is not None else "no exception"
+        self.alerts.note("loop-error", f"an error in the endpoint's event loop ({kind})")
+
     def _run(self, ready: threading.Event) -> None:
         loop = self._loop
         if loop is None:
@@ -245,9 +389,8 @@ class MetricsServer:
         asyncio.set_event_loop(loop)
 
         async def serve() -> None:
-            self._server = await asyncio.start_server(
-                self._on_connection, sock=self._sock, limit=MAX_HEAD_BYTES
-            )
+            self._slot_freed = asyncio.Event()
+            self._accepting = asyncio.ensure_future(self._accept_loop())
 
         try:
             loop.run_until_complete(serve())
@@ -294,20 +437,86 @@ class MetricsServer:
 
     async def _close(self) -> None:
         self._stopping = True
-        if self._server is not None:
-            self._server.close()
+        if self._accepting is not None:
+            self._accepting.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._accepting, timeout=2.0)
         await _cancel_until_done(self._connections, timeout_s=2.0)
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), timeout=2.0)
 
     # --- connections -----------------------------------------------------------------------------
+
+    async def _accept_loop(self) -> None:
+        """Accept connections while fewer than the cap are open; the rest wait in the kernel.
+
+        Waiting in the kernel's queue costs this process no file descriptor and no memory, so
+        however many clients connect, the endpoint holds at most ``max_connections`` sockets.
+        At the cap, the connection idle the longest is closed to make room for a waiting one,
+        so idle clients cannot lock pollers out.
+        """
+        loop = asyncio.get_running_loop()
+        sock = self._sock
+        freed = self._slot_freed
+        if sock is None or freed is None:
+            return
+        while not self._stopping:
+            if len(self._connections) >= self._max_connections:
+                freed.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(freed.wait(), IDLE_EVICT_S / 4)
+                if len(self._connections) >= self._max_connections and _pending(sock):
+                    self._evict_idle(loop.time())
+                continue
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                # Out of descriptors (the host's or ours), or a connection reset before it
+                # was accepted: wait a moment rather than spin, and say so once per interval.
+                self.alerts.note(
+                    f"accept:{exc.errno}",
+                    f"cannot accept a connection ({exc.strerror or type(exc).__name__})",
+                )
+                await asyncio.sleep(0.25)
+                continue
+            task = loop.create_task(self._serve_socket(conn))
+            self._connections.add(task)
+
+    def _evict_idle(self, now: float) -> None:
+        oldest = min(self._idle_since.items(), key=lambda item: item[1], default=None)
+        if oldest is None or now - oldest[1] < IDLE_EVICT_S:
+            return
+        task, _ = oldest
+        self._idle_since.pop(task, None)
+        task.cancel()
+        self.alerts.note("evicted", "closed idle connections to make room (connection cap)")
+
+    async def _serve_socket(self, conn: socket.socket) -> None:
+        task = asyncio.current_task()
+        try:
+            loop = asyncio.get_running_loop()
+            reader = asyncio.StreamReader(limit=MAX_HEAD_BYTES, loop=loop)
+            protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+            transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock=conn)
+            writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        except BaseException:
+            conn.close()
+            if task is not None:
+                self._release(task)
+            raise
+        await self._on_connection(reader, writer)
+
+    def _release(self, task: asyncio.Task[None]) -> None:
+        self._connections.discard(task)
+        self._idle_since.pop(task, None)
+        if self._slot_freed is not None:
+            self._slot_freed.set()
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         task = asyncio.current_task()
-        if task is None:  # pragma: no cover - start_server always runs callbacks in a task
+        if task is None:  # pragma: no cover - always run in a task
             writer.close()
             return
         self._connections.add(task)
@@ -315,15 +524,11 @@ class MetricsServer:
         try:
             if self._stopping:
                 return
-            if len(self._connections) > self._max_connections:
-                await self._send(writer, _error(503, "too many connections"), "GET", None, False)
-                after = _LINGER
-                return
             after = _KEEP_OPEN
             first = True
             while after == _KEEP_OPEN:
                 timeout = self._head_timeout_s if first else self._idle_timeout_s
-                after = await self._one_request(reader, writer, timeout)
+                after = await self._one_request(reader, writer, timeout, task)
                 first = False
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             after = _ABORT
@@ -332,22 +537,29 @@ class MetricsServer:
             after = _ABORT
             logger.debug("otel-perf: connection failed", exc_info=True)
         finally:
+            self._idle_since.pop(task, None)
             # Still listed while closing, so that stop() waits for (and cancels) the close too.
             await _finish(reader, writer, _CLOSE if self._stopping and after == _LINGER else after)
-            self._connections.discard(task)
+            self._release(task)
 
     async def _one_request(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        timeout: float,
+        task: asyncio.Task[None],
     ) -> int:
         """Serve one request; return what the connection does next (_KEEP_OPEN, ...)."""
+        loop = asyncio.get_running_loop()
+        self._idle_since[task] = loop.time()
         try:
             # Waiting for the first byte is idleness, not an error: close quietly.
             first = await asyncio.wait_for(reader.readexactly(1), timeout)
         except (asyncio.TimeoutError, asyncio.IncompleteReadError):
             return _CLOSE
-        loop = asyncio.get_running_loop()
         # Once a request has begun, its whole head must arrive within one deadline, so a client
-        # that trickles bytes (slowloris) is cut off instead of holding on for ever.
+        # that trickles bytes (slowloris) is cut off instead of holding on for ever. It stays
+        # evictable at the cap until the head is complete.
         deadline = loop.time() + self._head_timeout_s
         try:
             # Empty lines before a request line are to be ignored (RFC 9112, 2.2); a few.
@@ -362,6 +574,7 @@ class MetricsServer:
                 reader.readuntil(b"\r\n\r\n"), deadline - loop.time()
             )
         except asyncio.TimeoutError:
+            self.alerts.note("slow-head", "cut off clients too slow to send a request head")
             await self._send(writer, _error(408, "request timeout"), "GET", None, False)
             return _LINGER
         except asyncio.LimitOverrunError:
@@ -369,12 +582,19 @@ class MetricsServer:
             return _LINGER
         except asyncio.IncompleteReadError:
             return _CLOSE
+        self._idle_since.pop(task, None)
 
         parsed = _parse_head(head)
         if isinstance(parsed, Response):
             await self._send(writer, parsed, "GET", None, False)
             return _LINGER
         method, target, version, headers = parsed
+        if not host_allowed(headers.get("host"), self._allowed_hosts, self._wildcard_bind):
+            # Before any work: a page that made its own name resolve to this machine (DNS
+            # rebinding) sends that name here; add real names to METRICS_ALLOWED_HOSTS.
+            self.alerts.note("host", "refused requests for a host name not allowed (421)")
+            await self._send(writer, _error(421, "host not allowed"), "GET", None, False)
+            return _LINGER
         path, _, query = target.partition("?")
         path = normalize_path(path)
         request = Request(method, path, query, headers)
@@ -384,10 +604,7 @@ class MetricsServer:
         keep_alive = (version == "HTTP/1.1" and "close" not in connection) or (
             version == "HTTP/1.0" and "keep-alive" in connection
         )
-        has_body = "transfer-encoding" in headers or headers.get("content-length", "0") not in (
-            "0",
-            "",
-        )
+        has_body = "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
         response = await self._dispatch(request)
         await self._send(writer, response, method, origin, keep_alive and not has_body)
         if has_body:
@@ -452,7 +669,9 @@ class MetricsServer:
     def _cors_headers(self, origin: str | None, preflight: bool) -> list[tuple[str, str]]:
         if "*" in self._cors_origins:
             allow = "*"
-        elif origin is not None and origin in self._cors_origins:
+        elif origin is not None and (
+            origin in self._cors_origins if self._cors_origins else local_origin(origin)
+        ):
             allow = origin
         else:
             return []
@@ -488,6 +707,16 @@ class MetricsServer:
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         writer.write(head if method == "HEAD" else head + response.body)
         await asyncio.wait_for(writer.drain(), timeout=self._head_timeout_s)
+
+
+def _pending(sock: socket.socket) -> bool:
+    """Whether a connection waits in the listening socket's queue (without accepting it)."""
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no poll() (Windows): assume one waits
+        return True
 
 
 async def _cancel_until_done(tasks: set[asyncio.Task[None]], timeout_s: float) -> None:
@@ -575,5 +804,15 @@ def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]] | Response:
         # request smuggling start; refuse the request rather than guess.
         if _CONTROL_IN_VALUE.search(value):
             return _error(400, "bad header")
-        headers[name.lower()] = value
+        key = name.lower()
+        if key in headers and key in _SINGLE_HEADERS:
+            # Two framing headers that may disagree (request smuggling), or two hosts or
+            # credentials to choose from: refuse rather than pick one.
+            return _error(400, f"duplicate {key} header")
+        headers[key] = value
+    length = headers.get("content-length")
+    if length is not None and not (length.isascii() and length.isdigit() and len(length) < 20):
+        return _error(400, "bad content-length")
+    if length is not None and "transfer-encoding" in headers:
+        return _error(400, "both content-length and transfer-encoding")
     return method, target, version, headers
