@@ -167,6 +167,8 @@ def _origins(raw: str) -> tuple[str, ...]:
 
 def _host_names(raw: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not names:
+        raise ValueError("empty host list")
     for name in names:
         _host(name)
     return names
@@ -220,7 +222,7 @@ _OVERRIDE_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
     "allowed_hosts": lambda v: (
         isinstance(v, (tuple, list))
         and all(isinstance(h, str) for h in v)
-        and _valid(_host_names, ",".join(v))
+        and (not v or _valid(_host_names, ",".join(v)))
     ),
     "auth_token": lambda v: v is None or (isinstance(v, str) and _valid(_token, v)),
     "max_tools": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import otel_perf
-from otel_perf._recorder import MAX_DURATION_SECONDS
+from otel_perf._recorder import MAX_COUNT_VALUE, MAX_DURATION_SECONDS
 from otel_perf._sanitize import MAX_NAME_LENGTH
 from tests.support.helpers import http_request
 
@@ -213,10 +213,10 @@ def test_a_success_flag_that_cannot_be_read_drops_the_call(
         (math.inf, None),
         ("many", None),
         (object(), None),
-        (10**400, None),
+        (10**400, MAX_COUNT_VALUE),  # clamped: it made every collection log a traceback
         (2.9, 2),
         ("7", 7),
-        (2**63, 2**63),
+        (2**63, MAX_COUNT_VALUE),  # clamped: it made every OTLP export fail
     ],
     ids=repr,
 )
@@ -229,7 +229,18 @@ def test_bad_token_counts_drop_only_the_tokens(tokens: object, recorded: int | N
 
 @pytest.mark.parametrize(
     ("given", "recorded"),
-    [(-5, 0), (None, 0), ("x", 0), (math.nan, 0), (math.inf, 0), (7.9, 7), ("12", 12)],
+    [
+        (-5, 0),
+        (None, 0),
+        ("x", 0),
+        (math.nan, 0),
+        (math.inf, 0),
+        (7.9, 7),
+        ("12", 12),
+        (MAX_COUNT_VALUE, MAX_COUNT_VALUE),
+        (2**63, MAX_COUNT_VALUE),  # every OTLP export failed until the value went back
+        (10**400, MAX_COUNT_VALUE),  # every collection logged a traceback
+    ],
     ids=repr,
 )
 def test_bad_gauge_values(given: object, recorded: int) -> None:

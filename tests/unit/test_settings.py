@@ -18,7 +18,8 @@ def test_defaults() -> None:
     assert settings.json_host == "127.0.0.1"
     assert settings.json_port == 9109
     assert settings.window_size == 1000
-    assert settings.cors_origins == ("*",)
+    assert settings.cors_origins == ()  # pages on this machine only
+    assert settings.allowed_hosts == ()
 
 
 def test_every_variable_is_read() -> None:
