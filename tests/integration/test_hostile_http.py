@@ -275,7 +275,7 @@ OVERSIZED = {
 
 
 @pytest.mark.parametrize("name", list(OVERSIZED))
-async def test_heads_over_64_kib_get_431_and_the_answer_arrives(
+async def test_heads_over_the_limit_get_431_and_the_answer_arrives(
     server: MetricsServer, name: str
 ) -> None:
     payload = OVERSIZED[name]
@@ -361,7 +361,8 @@ async def test_absurd_query_strings(server: MetricsServer) -> None:
         json.loads(reply.body)
     # ...and a target past 8 KiB is refused.
     assert_clean_error(await send_raw(server.port, get("/metrics?" + "q" * 9000)), 414)
-    assert_clean_error(await send_raw(server.port, get("/metrics?" + "a=1&" * 15000)), 414)
+    # 60 KiB: past the head limit too, so 431 is as right as 414.
+    assert_clean_error(await send_raw(server.port, get("/metrics?" + "a=1&" * 15000)), 414, 431)
 
 
 async def test_slowloris_is_cut_off_at_the_head_deadline(server: MetricsServer) -> None:

@@ -72,19 +72,22 @@ def test_unknown_path_is_a_json_404_and_other_methods_a_405() -> None:
         assert json.loads(body)["status"] == 405
 
 
-def test_cors_default_allows_any_origin_and_answers_preflight() -> None:
+def test_cors_default_allows_local_pages_and_answers_preflight() -> None:
     url = _url()
+    local = "http://localhost:3000"
+    _, headers, _ = http_request(url, path="/metrics", headers={"Origin": local})
+    assert headers["access-control-allow-origin"] == local
     _, headers, _ = http_request(url, path="/metrics", headers={"Origin": "https://x.example"})
-    assert headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-origin" not in headers
     status, headers, body = http_request(
         url,
         "OPTIONS",
         path="/metrics",
-        headers={"Origin": "https://x.example", "Access-Control-Request-Method": "GET"},
+        headers={"Origin": local, "Access-Control-Request-Method": "GET"},
     )
     assert status == 204
     assert body == b""
-    assert headers["access-control-allow-origin"] == "*"
+    assert headers["access-control-allow-origin"] == local
     assert "GET" in headers["access-control-allow-methods"]
 
 
