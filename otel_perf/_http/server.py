@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
 import hmac
 import ipaddress
 import re
 import select
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -338,6 +340,7 @@ class MetricsServer:
         self._idle_since: dict[asyncio.Task[None], float] = {}
         self._slot_freed: asyncio.Event | None = None
         self.alerts = Alerts()
+        self._closed_since_trim = 0
         self.port = 0
 
     @property
@@ -511,6 +514,12 @@ class MetricsServer:
         self._idle_since.pop(task, None)
         if self._slot_freed is not None:
             self._slot_freed.set()
+        self._closed_since_trim += 1
+        if not self._connections and self._closed_since_trim >= self._max_connections:
+            # A burst is over. The C allocator keeps what the burst's read buffers took
+            # (measured: 1,000 partial heads left the host ~6 MiB larger); give it back.
+            self._closed_since_trim = 0
+            _give_back_memory()
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -707,6 +716,24 @@ class MetricsServer:
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         writer.write(head if method == "HEAD" else head + response.body)
         await asyncio.wait_for(writer.drain(), timeout=self._head_timeout_s)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+_MALLOC_TRIM: Final = _malloc_trim() if sys.platform.startswith("linux") else None
+
+
+def _give_back_memory() -> None:
+    """Return the C heap's free memory to the system (glibc ``malloc_trim``; else nothing)."""
+    if _MALLOC_TRIM is not None:
+        with contextlib.suppress(Exception):
+            _MALLOC_TRIM(0)
 
 
 def _pending(sock: socket.socket) -> bool:

@@ -82,7 +82,9 @@ print(json.dumps({
 def test_recording_from_a_signal_handler_never_hangs_and_drops_are_counted() -> None:
     result = _run(SIGNALS)
     handled, main, dropped = result["handled"], result["main"], result["dropped"]
-    assert isinstance(handled, int) and isinstance(main, int) and isinstance(dropped, int)
+    assert isinstance(handled, int)
+    assert isinstance(main, int)
+    assert isinstance(dropped, int)
     assert handled >= 100  # the handler ran, many times, while the main loop recorded
     # Every measurement is either recorded or counted as dropped: none is lost in silence.
     assert result["calls"] + result["hits"] + dropped == main + 2 * handled
