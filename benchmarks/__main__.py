@@ -5,7 +5,7 @@
     .venv/bin/python -m benchmarks --quick    # seconds; checks the harness, not the figures
 
 Run it from the repository root. ``--only`` picks sections (comma-separated: overhead,
-snapshot, export, load, memory, accuracy); ``--output`` writes elsewhere; ``--check`` makes
+snapshot, export, load, paths, memory, accuracy); ``--output`` writes elsewhere; ``--check`` makes
 the exit status 1 when a target is missed.
 """
 
@@ -46,6 +46,10 @@ class Scale:
     pollers: int
     poll_seconds: float
     poll_blocks: int
+    path_tools: int
+    path_pollers: int
+    path_seconds: float
+    path_blocks: int
     memory_calls: int
     memory_tools: int
     memory_names: int
@@ -72,6 +76,10 @@ FULL = Scale(
     pollers=50,
     poll_seconds=10.0,
     poll_blocks=5,
+    path_tools=500,
+    path_pollers=4,
+    path_seconds=10.0,
+    path_blocks=5,
     memory_calls=1_000_000,
     memory_tools=50,
     memory_names=100_000,
@@ -98,6 +106,10 @@ QUICK = Scale(
     pollers=5,
     poll_seconds=0.5,
     poll_blocks=1,
+    path_tools=20,
+    path_pollers=1,
+    path_seconds=0.5,
+    path_blocks=1,
     memory_calls=20_000,
     memory_tools=50,
     memory_names=2_000,
@@ -139,6 +151,15 @@ def _sections(scale: Scale) -> dict[str, Callable[[], list[Section]]]:
                 seconds=scale.poll_seconds,
                 threads=4,
                 blocks=scale.poll_blocks,
+            )
+        ],
+        "paths": lambda: [
+            _load.run_paths(
+                tools=scale.path_tools,
+                pollers=scale.path_pollers,
+                seconds=scale.path_seconds,
+                threads=4,
+                blocks=scale.path_blocks,
             )
         ],
         "memory": lambda: [

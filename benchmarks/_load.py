@@ -1,4 +1,4 @@
-"""The endpoint under load: HTTP pollers on ``/metrics`` while threads record tool calls.
+"""The endpoint under load: HTTP pollers on its paths while threads record tool calls.
 
 Recording threads run throughout. Polling is switched on and off in alternating blocks (in the
 order off-on, on-off, ... so a slow drift of the machine's load cannot favour one side), and the
@@ -101,6 +101,40 @@ class _PollerProcess:
             self._process.wait()
 
 
+class _PollerGroup:
+    """One poller process per URL, driven together; reports are summed (latency: worst URL)."""
+
+    def __init__(self, urls: list[str], pollers: int, interval_s: float) -> None:
+        self._processes: list[_PollerProcess] = []
+        try:
+            for url in urls:
+                self._processes.append(_PollerProcess(url, pollers, interval_s))
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, command: str) -> None:
+        for process in self._processes:
+            process.send(command)
+
+    def report(self) -> dict[str, object]:
+        reports = [process.report() for process in self._processes]
+        errors: dict[str, int] = {}
+        for report in reports:
+            for key, value in dict(report["errors"]).items():  # type: ignore[call-overload]
+                errors[key] = errors.get(key, 0) + int(value)
+        merged: dict[str, object] = {"errors": errors}
+        for key in ("requests", "failures"):
+            merged[key] = sum(int(_number(report, key)) for report in reports)
+        for key in ("p50_ms", "p99_ms", "max_ms"):
+            merged[key] = max(_number(report, key) for report in reports)
+        return merged
+
+    def close(self) -> None:
+        for process in self._processes:
+            process.close()
+
+
 @dataclass
 class _Tally:
     calls: int = 0
@@ -144,8 +178,9 @@ def _scenario(
     seconds: float,
     blocks: int,
     alone: bool,
+    paths: tuple[str, ...] = ("/metrics",),
 ) -> _Outcome:
-    poller_process = _PollerProcess(url + "/metrics", pollers, interval_s)
+    poller_process = _PollerGroup([url + path for path in paths], pollers, interval_s)
     outcome = _Outcome([], [], _Tally(), _Tally(), {})
     try:
         recorders.running.set()
@@ -298,5 +333,77 @@ def run(*, pollers: int, seconds: float, threads: int, blocks: int) -> Section:
         "and every step of a request waits for the GIL, which is what the latency shows. The "
         "`no recording` rows show what the endpoint does by itself. A real server's threads "
         "wait on I/O most of the time and leave the GIL free."
+    )
+    return section
+
+
+#: Every path a dashboard, ``top``, Grafana or Prometheus polls.
+POLLED_PATHS = ("/metrics", "/metrics/prometheus", "/metrics/history")
+ERROR_TYPES = ("ValueError", "KeyError", "TimeoutError")
+
+
+def run_paths(*, tools: int, pollers: int, seconds: float, threads: int, blocks: int) -> Section:
+    """``pollers`` closed-loop pollers on each of :data:`POLLED_PATHS` at ``tools`` tools."""
+    metrics = _runtimes.build({})
+    url = metrics.url
+    if url is None:
+        raise RuntimeError("the metrics endpoint did not start")
+    _runtimes.activate(metrics)
+    # Four series per tool (a success series and three error types), the recording threads'
+    # own tools included, so the cap of 500 tools is reached and nothing folds into _OTHER.
+    names = [f"load_tool_{index}" for index in range(threads)]
+    names += [f"tool_{index:03d}" for index in range(tools - threads)]
+    for name in names:
+        for k in range(8):
+            otel_perf.record_tool_call(name, k % 4 == 0, 5.0 + k, ERROR_TYPES[k % 3])
+    recorders = _Recorders(threads)
+    try:
+        recorders.start()
+        outcome = _scenario(
+            url,
+            recorders,
+            pollers=pollers,
+            interval_s=0.0,
+            seconds=seconds,
+            blocks=blocks,
+            alone=False,
+            paths=POLLED_PATHS,
+        )
+    finally:
+        recorders.stop()
+        _runtimes.release(metrics)
+
+    listed = ", ".join(f"`{path}`" for path in POLLED_PATHS)
+    section = Section(
+        "Every path polled",
+        f"{pollers} closed-loop HTTP pollers on each of {listed} "
+        f"({pollers * len(POLLED_PATHS)} in all, separate processes, one keep-alive connection "
+        f"each) at {tools} tools with 4 series each, while {threads} threads record "
+        f"`track_tool` calls; {blocks} pairs of alternating blocks with and without polling, "
+        f"{seconds:.0f} s of polling in all. Throughput is recorded calls per CPU-second of the "
+        "whole process, as in the section above; the wall-clock figure is given too.",
+    )
+    on, off = outcome.on, outcome.off
+    report = outcome.report
+    section.row("recording throughput without pollers", _rate(off.calls, off.cpu_s), "calls/CPU-s")
+    section.row("recording throughput with pollers", _rate(on.calls, on.cpu_s), "calls/CPU-s")
+    section.row(
+        "recording throughput with / without, wall clock",
+        statistics.median(outcome.wall_ratios),
+        "x",
+    )
+    section.row("responses served, all paths", _rate(_number(report, "requests"), on.wall_s), "/s")
+    section.row("response latency p99, worst path", _number(report, "p99_ms"), "ms")
+    section.target(
+        Target(
+            f"recording throughput with {pollers} pollers on each path vs none, {tools} tools",
+            statistics.median(outcome.ratios),
+            0.8,
+            at_most=False,
+            detail=f"Median of {blocks} paired blocks; by wall clock "
+            f"{statistics.median(outcome.wall_ratios):.3f}; "
+            f"{int(_number(report, 'failures'))} failed responses of "
+            f"{int(_number(report, 'requests'))}.",
+        )
     )
     return section

@@ -1,5 +1,8 @@
 """HTTP pollers in a separate process: ``python -m benchmarks._pollers URL CONCURRENCY [INTERVAL]``.
 
+``URL`` is the path polled (``.../metrics``, ``.../metrics/prometheus``, ...); a response is
+good when it is a 200, and for ``/metrics`` when it is the JSON document.
+
 Dashboards poll from other processes (usually other machines), so the pollers run outside the
 process under test: their own client work must not be billed to the server's process. Each
 poller keeps one connection open and asks ``GET /metrics`` every ``INTERVAL`` seconds (the
@@ -27,11 +30,18 @@ from urllib.parse import urlsplit
 
 class _Poller(threading.Thread):
     def __init__(
-        self, host: str, port: int, interval_s: float, go: threading.Event, stop: threading.Event
+        self,
+        host: str,
+        port: int,
+        path: str,
+        interval_s: float,
+        go: threading.Event,
+        stop: threading.Event,
     ) -> None:
         super().__init__(daemon=True)
         self._host = host
         self._port = port
+        self._path = path
         self._interval_s = interval_s
         self._go = go
         self._stop_event = stop
@@ -57,10 +67,12 @@ class _Poller(threading.Thread):
                 next_at = max(next_at + self._interval_s, perf_counter())
             start = perf_counter()
             try:
-                connection.request("GET", "/metrics")
+                connection.request("GET", self._path)
                 response = connection.getresponse()
                 body = response.read()
-                ok = response.status == 200 and "tool_metrics" in json.loads(body)
+                ok = response.status == 200 and (
+                    self._path != "/metrics" or "tool_metrics" in json.loads(body)
+                )
                 problem = None if ok else f"status {response.status}"
             except Exception as exc:  # any failure counts; the connection is replaced
                 problem = type(exc).__name__
@@ -97,7 +109,8 @@ def main(argv: list[str]) -> int:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     go, stop = threading.Event(), threading.Event()
-    pollers = [_Poller(host, port, interval_s, go, stop) for _ in range(concurrency)]
+    path = parts.path or "/metrics"
+    pollers = [_Poller(host, port, path, interval_s, go, stop) for _ in range(concurrency)]
     for poller in pollers:
         poller.start()
     print("ready", flush=True)

@@ -16,7 +16,7 @@ from otel_perf._history import History
 from otel_perf._http import dashboard
 from otel_perf._http.prometheus import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
 from otel_perf._http.prometheus import render as render_prometheus
-from otel_perf._http.reuse import Reuse
+from otel_perf._http.reuse import DutyCycle, Reuse
 from otel_perf._http.server import (
     MetricsServer,
     Request,
@@ -61,8 +61,10 @@ class Endpoint:
 
     def __init__(self, metrics: Served) -> None:
         self._metrics = metrics
-        self._metrics_body: Reuse[bytes] = Reuse(metrics.snapshot_body)
-        self._prometheus_body: Reuse[bytes] = Reuse(self._render_prometheus)
+        # One duty cycle for every path: polling all of them costs no more than polling one.
+        self._duty = DutyCycle()
+        self._metrics_body: Reuse[bytes] = Reuse(metrics.snapshot_body, duty=self._duty)
+        self._prometheus_body: Reuse[bytes] = Reuse(self._render_prometheus, duty=self._duty)
         # /metrics/history by its ``since`` value (pollers in step ask for the same one).
         self._history_bodies: dict[str, Reuse[bytes]] = {}
         self._history_lock = threading.Lock()
@@ -128,7 +130,7 @@ class Endpoint:
             if reuse is None:
                 if len(self._history_bodies) >= _MAX_HISTORY_KEYS:
                     self._history_bodies.clear()  # bounded; an old ``since`` is not asked again
-                reuse = Reuse(lambda: history.body(after))
+                reuse = Reuse(lambda: history.body(after), duty=self._duty)
                 self._history_bodies[key] = reuse
         return Response(200, reuse.get())
 

@@ -52,6 +52,10 @@ MAX_CONNECTIONS: Final = 64
 BACKLOG: Final = 64
 #: At the cap, a connection waiting this long for a request is closed to make room.
 IDLE_EVICT_S: Final = 1.0
+#: After answering a request (other than ``/health``), the endpoint rests this many times as
+#: long as the answer took, at most MAX_PACE_S: answering takes at most a tenth of the time.
+PACE_FACTOR: Final = 9.0
+MAX_PACE_S: Final = 2.0
 #: Attack logs: one line per kind and interval, with how many times it happened.
 ALERT_INTERVAL_S: Final = 60.0
 #: After an error answer, how long (and how many bytes) the rest of the client's input is read
@@ -341,6 +345,8 @@ class MetricsServer:
         self._slot_freed: asyncio.Event | None = None
         self.alerts = Alerts()
         self._closed_since_trim = 0
+        self._pace: asyncio.Lock | None = None
+        self._rest_until = 0.0
         self.port = 0
 
     @property
@@ -393,6 +399,7 @@ class MetricsServer:
 
         async def serve() -> None:
             self._slot_freed = asyncio.Event()
+            self._pace = asyncio.Lock()
             self._accepting = asyncio.ensure_future(self._accept_loop())
 
         try:
@@ -614,11 +621,45 @@ class MetricsServer:
             version == "HTTP/1.0" and "keep-alive" in connection
         )
         has_body = "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
-        response = await self._dispatch(request)
-        await self._send(writer, response, method, origin, keep_alive and not has_body)
+        if path in self._inline_paths:
+            response = await self._dispatch(request)
+            await self._send(writer, response, method, origin, keep_alive and not has_body)
+        else:
+            await self._paced(writer, request, origin, keep_alive and not has_body)
         if has_body:
             return _LINGER  # we never read request bodies; closing avoids desync
         return _KEEP_OPEN if keep_alive else _CLOSE
+
+    async def _paced(
+        self,
+        writer: asyncio.StreamWriter,
+        request: Request,
+        origin: str | None,
+        keep_alive: bool,
+    ) -> None:
+        """Answer one request within the endpoint's duty cycle.
+
+        Requests are answered one at a time, and after each the endpoint rests for
+        ``PACE_FACTOR`` times what it took (at most ``MAX_PACE_S``), so however many clients
+        poll, answering them takes at most about a tenth of the host's time. What producing
+        a result costs is bounded the same way by :mod:`.reuse`; this bounds what handing it
+        out costs (a 6 MiB Prometheus text to a dozen closed-loop pollers, say). Waiting for a
+        slow client to read its answer happens after, outside the turn.
+        """
+        loop = asyncio.get_running_loop()
+        pace = self._pace
+        if pace is None:  # pragma: no cover - created with the loop
+            pace = self._pace = asyncio.Lock()
+        async with pace:
+            wait = self._rest_until - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            started = loop.time()
+            response = await self._dispatch(request)
+            self._write(writer, response, request.method, origin, keep_alive)
+            took = loop.time() - started
+            self._rest_until = loop.time() + min(PACE_FACTOR * took, MAX_PACE_S)
+        await asyncio.wait_for(writer.drain(), timeout=self._head_timeout_s)
 
     def _authorized(self, request: Request) -> bool:
         if self._auth_token is None or request.path in self._public_paths:
@@ -703,6 +744,17 @@ class MetricsServer:
         origin: str | None,
         keep_alive: bool,
     ) -> None:
+        self._write(writer, response, method, origin, keep_alive)
+        await asyncio.wait_for(writer.drain(), timeout=self._head_timeout_s)
+
+    def _write(
+        self,
+        writer: asyncio.StreamWriter,
+        response: Response,
+        method: str,
+        origin: str | None,
+        keep_alive: bool,
+    ) -> None:
         reason = _REASONS.get(response.status, "Unknown")
         lines = [f"HTTP/1.1 {response.status} {reason}"]
         if response.content_type:
@@ -714,8 +766,9 @@ class MetricsServer:
             lines.append(f"{name}: {value}")
         lines.append(f"Connection: {'keep-alive' if keep_alive else 'close'}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        writer.write(head if method == "HEAD" else head + response.body)
-        await asyncio.wait_for(writer.drain(), timeout=self._head_timeout_s)
+        writer.write(head)
+        if method != "HEAD" and response.body:
+            writer.write(response.body)  # not ``head + body``: a copy of megabytes per answer
 
 
 def _malloc_trim() -> Callable[[int], int] | None:

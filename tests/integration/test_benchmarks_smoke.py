@@ -27,6 +27,7 @@ SECTIONS = (
     "Snapshot cost",
     "OTLP export",
     "Endpoint under load",
+    "Every path polled",
     "Memory",
     "Percentile accuracy",
 )
