@@ -82,6 +82,9 @@ def host() -> Iterator[tuple[subprocess.Popen[str], int]]:
         if child.poll() is None:
             child.kill()
         child.wait(10)
+        for pipe in (child.stdin, child.stdout, child.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def _ask(child: subprocess.Popen[str], command: str) -> dict[str, int]:
@@ -142,9 +145,7 @@ def test_idle_connections_cannot_take_the_hosts_descriptors(
     finally:
         for sock in sockets:
             sock.close()
-    child.stdin.write("quit\n")  # type: ignore[union-attr]
-    child.stdin.flush()  # type: ignore[union-attr]
-    _, stderr = child.communicate(timeout=30)
+    _, stderr = child.communicate("quit\n", timeout=30)
     assert "Traceback" not in stderr
     assert "Too many open files" not in stderr
     # One line per kind of trouble and interval, not one per connection.

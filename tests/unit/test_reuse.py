@@ -97,7 +97,8 @@ def test_closed_loop_polling_collects_far_less_often_than_it_is_asked(
         thread.join(timeout=30)
     # Collecting took at most about a tenth of the wall time, however many answers went out.
     assert collections * 0.02 <= 1.5 * 0.2, (collections, answered)
-    assert answered > collections
+    # Answers are paced too (each is followed by a rest nine times its cost), but they flow.
+    assert answered >= 8
     # The Python API is not limited: it always collects.
     before = collections
     otel_perf.get_all_metrics()
