@@ -428,7 +428,10 @@ class Recorder:
 
     def record_cache_eviction(self, cache_name: object, count: int = 1) -> None:
         try:
-            self._cache_evictions.add(count, self._cache_attrs(self._cache_plain, cache_name, None))
+            if type(count) is not int or not 0 <= count <= MAX_COUNT_VALUE:
+                count = _gauge_value(count, "cache evictions") or 0
+            attrs = self._cache_attrs(self._cache_plain, cache_name, None)
+            self._cache_evictions.add(count, attrs)
         except Exception as exc:
             warn_dropped("cache", exc)
 

@@ -94,6 +94,20 @@ def test_huge_gauges_and_token_counts_export_and_collect() -> None:
     assert system["concurrent_requests"] == MAX_COUNT_VALUE
 
 
+def test_huge_eviction_counts_are_clamped() -> None:
+    otel_perf.configure(json_enabled=False)
+    recorder = get_runtime().recorder
+    assert recorder is not None
+    recorder.record_cache_eviction("c", 10**400)
+    recorder.record_cache_eviction("c", -3)
+    pipeline = get_runtime().pipeline
+    assert pipeline is not None
+    data = pipeline.collect()
+    assert data is not None
+    encode_metrics(data).SerializeToString()
+    assert otel_perf.get_all_metrics()["cache_metrics"]["c"]["evictions"] == MAX_COUNT_VALUE
+
+
 @pytest.mark.parametrize("token", ["sekrit token", "sekrit\x00", "s\u00e9krit"])
 def test_an_invalid_token_never_appears_in_the_error(token: str) -> None:
     with pytest.raises(ValueError, match="invalid value") as caught:
