@@ -402,14 +402,16 @@ def test_a_client_that_never_reads_is_cut_off(server: MetricsServer) -> None:
     assert settle(lambda: open_fds() <= fds_before)
 
 
-async def test_500_simultaneous_connections_are_all_answered(
+async def test_200_simultaneous_connections_are_all_answered_64_at_a_time(
     server: MetricsServer, many_fds: None
 ) -> None:
+    # Past the cap (64) and the backlog (64) the kernel drops connection attempts and clients
+    # retry after 1 s, 2 s, ...: a burst far larger than this waits longer than a poller would.
     async def one(i: int) -> Reply:
-        return await send_raw(server.port, get("/metrics" if i % 2 else "/health"), 30)
+        return await send_raw(server.port, get("/metrics" if i % 2 else "/health"), 60)
 
-    replies = await asyncio.gather(*(one(i) for i in range(500)))
-    assert Counter(r.status for r in replies) == {200: 500}
+    replies = await asyncio.gather(*(one(i) for i in range(200)))
+    assert Counter(r.status for r in replies) == {200: 200}
     for reply in replies:
         json.loads(reply.body)
 
