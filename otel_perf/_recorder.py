@@ -23,7 +23,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otel_perf import _semconv as n
 from otel_perf._guard import Drops, Guarded
-from otel_perf._log import logger, warn_once
+from otel_perf._log import warn_once
 from otel_perf._sanitize import NameRegistry
 from otel_perf._settings import Settings
 

@@ -52,6 +52,7 @@ class Served(Protocol):
 
     def snapshot_body(self) -> bytes: ...
 
+
 #: Distinct ``/metrics/history?since=`` answers kept for reuse at once.
 _MAX_HISTORY_KEYS = 32
 
