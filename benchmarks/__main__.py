@@ -5,8 +5,8 @@
     .venv/bin/python -m benchmarks --quick    # seconds; checks the harness, not the figures
 
 Run it from the repository root. ``--only`` picks sections (comma-separated: overhead,
-snapshot, export, load, paths, memory, accuracy); ``--output`` writes elsewhere; ``--check`` makes
-the exit status 1 when a target is missed.
+snapshot, export, load, paths, memory, accuracy, request); ``--output`` writes elsewhere;
+``--check`` makes the exit status 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import _accuracy, _export, _load, _memory, _overhead, _snapshot
+from benchmarks import _accuracy, _export, _load, _memory, _overhead, _request_path, _snapshot
 from benchmarks._report import ROOT, Section, environment, render
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "RESULTS.md"
@@ -57,6 +57,12 @@ class Scale:
     accuracy_samples: int
     accuracy_window: int
     accuracy_seeds: int
+    request_calls: int
+    request_rounds: int
+    stdio_blocks: int
+    stdio_calls: int
+    handshakes: int
+    imports: int
 
 
 FULL = Scale(
@@ -87,6 +93,12 @@ FULL = Scale(
     accuracy_samples=100_000,
     accuracy_window=1000,
     accuracy_seeds=3,
+    request_calls=200,
+    request_rounds=12,
+    stdio_blocks=12,
+    stdio_calls=100,
+    handshakes=9,
+    imports=11,
 )
 
 QUICK = Scale(
@@ -117,6 +129,12 @@ QUICK = Scale(
     accuracy_samples=5_000,
     accuracy_window=200,
     accuracy_seeds=1,
+    request_calls=10,
+    request_rounds=1,
+    stdio_blocks=1,
+    stdio_calls=5,
+    handshakes=1,
+    imports=1,
 )
 
 
@@ -170,6 +188,14 @@ def _sections(scale: Scale) -> dict[str, Callable[[], list[Section]]]:
                 warmup=scale.memory_warmup,
             )
         ],
+        "request": lambda: _request_path.run(
+            calls=scale.request_calls,
+            rounds=scale.request_rounds,
+            stdio_blocks=scale.stdio_blocks,
+            stdio_calls=scale.stdio_calls,
+            handshakes=scale.handshakes,
+            imports=scale.imports,
+        ),
         "accuracy": lambda: [
             _accuracy.run(
                 samples=scale.accuracy_samples,

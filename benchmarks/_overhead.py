@@ -373,18 +373,13 @@ def _tool_call_targets(section: Section, s: Samples) -> None:
                 1.15,
             )
         )
-    for name in (TRACK, DECORATED):
-        section.target(
-            Target(
-                f"naive OTel tool call vs `{name.split(': ')[1]}` (times cheaper)",
-                s.ratio(NAIVE, name),
-                3.0,
-                at_most=False,
-                detail=f"The naive recorder costs {s.ratio(NAIVE, BARE_HIST):.2f}x the bare "
-                "record (four SDK calls, default aggregations), so 3x needs otel-perf within "
-                f"{s.ratio(NAIVE, BARE_HIST) / 3:.3f}x of the bare record.",
-            )
-        )
+    section.notes.append(
+        f"A naive OTel tool call (four SDK calls, default aggregations) costs "
+        f"{s.ratio(NAIVE, TRACK):.2f}x `with track_tool()` and {s.ratio(NAIVE, BARE_HIST):.2f}x "
+        "the bare record. It is a comparison, not a target: otel-perf cannot beat the SDK "
+        "record it is built on, so where it counts is judged in the request-path section below "
+        "(a real `tools/call` round trip, plain vs instrumented)."
+    )
 
 
 def _disabled_targets(section: Section, s: Samples) -> None:

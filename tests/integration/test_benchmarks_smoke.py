@@ -30,6 +30,8 @@ SECTIONS = (
     "Every path polled",
     "Memory",
     "Percentile accuracy",
+    "The MCP request path",
+    "Start-up",
 )
 
 ROWS = (
@@ -72,11 +74,39 @@ ROWS = (
     "bimodal (90 % ~20 ms, 10 % ~800 ms), sliding",
     "uniform (1-500 ms), all calls",
     "constant (42 ms), sliding",
+    "mcp MCPServer: plain",
+    "mcp MCPServer: otel-perf",
+    "mcp MCPServer: one bare SDK record",
+    "mcp MCPServer: SDK spans",
+    "mcp MCPServer: otel-perf vs plain",
+    "mcp MCPServer: one bare SDK record vs plain",
+    "mcp MCPServer: SDK spans vs plain",
+    "mcp low-level Server: plain",
+    "mcp low-level Server: otel-perf",
+    "mcp low-level Server: one bare SDK record",
+    "mcp low-level Server: SDK spans",
+    "mcp low-level Server: otel-perf vs plain",
+    "mcp low-level Server: one bare SDK record vs plain",
+    "mcp low-level Server: SDK spans vs plain",
+    "FastMCP: plain",
+    "FastMCP: otel-perf",
+    "FastMCP: one bare SDK record",
+    "FastMCP: SDK spans",
+    "FastMCP: otel-perf vs plain",
+    "FastMCP: one bare SDK record vs plain",
+    "FastMCP: SDK spans vs plain",
+    "stdio MCPServer: plain",
+    "stdio MCPServer: otel-perf run",
+    "stdio MCPServer: otel-perf run vs plain",
+    "import otel_perf",
+    "import opentelemetry.sdk.metrics",
+    "first handshake: python server.py",
+    "first handshake: otel-perf run -- python server.py",
+    "first handshake: added by otel-perf run",
 )
 
 TARGETS = (
     "`with track_tool()` vs one bare SDK exponential-histogram record",
-    "naive OTel tool call vs `with track_tool()` (times cheaper)",
     "`record_cache_hit()` vs one bare SDK counter add",
     "disabled `record_tool_call()` vs a no-op function call",
     "`get_all_metrics()` vs bare `get_metrics_data()`, 10 tools, idle",
@@ -88,6 +118,12 @@ TARGETS = (
     "RSS growth over 20,000 tool calls after warm-up",
     "tools in the document after 2,000 distinct names",
     "largest p50/p95/p99 error, windows of 5,000 calls (all distributions)",
+    "otel-perf vs plain, mcp MCPServer `tools/call` in process",
+    "otel-perf vs plain, mcp low-level Server `tools/call` in process",
+    "otel-perf vs plain, FastMCP `tools/call` in process",
+    "`otel-perf run` vs plain, stdio `tools/call` round trip",
+    "`import otel_perf` vs `import opentelemetry.sdk.metrics`",
+    "`otel-perf run`: time added to a stdio server's first handshake",
 )
 
 _NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?"
@@ -101,7 +137,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> str:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -149,7 +185,7 @@ def test_the_harness_leaves_otel_perf_unconfigured_in_its_own_process() -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -1,0 +1,531 @@
+"""The MCP request path, as users feel it: ``tools/call`` round trips and stdio start-up.
+
+In process, an SDK client calls one tool of an in-memory server over and over; three variants of
+each server kind run in interleaved rounds, each round timing the whole process's CPU:
+
+- **plain**: the server as the SDK ships it (mcp 2.x still runs its span middleware, against
+  OpenTelemetry's no-op tracer);
+- **otel-perf**: the same server instrumented with ``otel_perf.mcp.instrument`` /
+  ``otel_perf.fastmcp.instrument``;
+- **SDK spans**: the plain server with the SDK's own built-in spans recorded by an SDK
+  ``TracerProvider`` (batch processor, in-memory exporter) -- what full tracing costs.
+
+The tracer provider is installed once for the process (the OpenTelemetry API allows one) and
+hands out tracers that follow a switch, so the plain and otel-perf rounds still get no-op spans.
+
+Over stdio, the server runs in a child process, as MCP clients run servers: the time to the
+first handshake of ``python server.py`` against ``otel-perf run -- python server.py`` (fresh
+processes, interleaved), and blocks of ``tools/call`` round trips over the pipes of two long-lived
+children, alternating. Start-up also includes ``import otel_perf`` against
+``import opentelemetry.sdk.metrics`` alone, each in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import random
+import selectors
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from benchmarks import _baselines as base
+from benchmarks import _mcp_servers, _runtimes
+from benchmarks._report import ROOT, Section, Target
+from otel_perf import _semconv as n
+
+#: Labels of the in-process server kinds, in report order.
+KIND_LABELS = {
+    "mcpserver": "mcp MCPServer",
+    "lowlevel": "mcp low-level Server",
+    "fastmcp": "FastMCP",
+}
+PLAIN = "plain"
+OTEL_PERF = "otel-perf"
+FLOOR = "one bare SDK record"
+SPANS = "SDK spans"
+VARIANTS = (PLAIN, OTEL_PERF, FLOOR, SPANS)
+
+IN_PROCESS_LIMIT = 1.05
+STDIO_LIMIT = 1.02
+IMPORT_LIMIT = 1.2
+HANDSHAKE_LIMIT_MS = 50.0
+
+SERVER_SCRIPT = Path(_mcp_servers.__file__).resolve()
+_PREFIXES = ("PERFORMANCE_METRICS_", "METRICS_", "OTEL_")
+_READ_TIMEOUT_S = 60.0
+
+
+# --- the SDK's own spans, switchable --------------------------------------------------------
+
+
+class _SpanSwitch:
+    """A tracer provider whose tracers record through an SDK provider only while ``on``."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from opentelemetry.trace import NoOpTracer, Tracer
+        from opentelemetry.trace import TracerProvider as ApiTracerProvider
+
+        self.on = False
+        self.exporter = InMemorySpanExporter()
+        self.sdk = TracerProvider()
+        self.sdk.add_span_processor(BatchSpanProcessor(self.exporter))
+        switch = self
+        noop = NoOpTracer()
+
+        class SwitchedTracer(Tracer):
+            def __init__(self, real: Any) -> None:
+                self._real = real
+
+            def start_span(self, *args: Any, **kwargs: Any) -> Any:
+                tracer = self._real if switch.on else noop
+                return tracer.start_span(*args, **kwargs)
+
+            def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+                tracer = self._real if switch.on else noop
+                return tracer.start_as_current_span(*args, **kwargs)
+
+        tracers: dict[tuple[Any, ...], SwitchedTracer] = {}
+
+        class SwitchedProvider(ApiTracerProvider):
+            def get_tracer(
+                self, name: str, version: str | None = None, *args: Any, **kwargs: Any
+            ) -> Any:
+                key = (name, version)
+                tracer = tracers.get(key)
+                if tracer is None:
+                    tracer = tracers[key] = SwitchedTracer(switch.sdk.get_tracer(name, version))
+                return tracer
+
+        self.provider = SwitchedProvider()
+
+    def install(self) -> bool:
+        from opentelemetry import trace
+
+        trace.set_tracer_provider(self.provider)
+        return trace.get_tracer_provider() is self.provider
+
+    def drain(self) -> None:
+        self.sdk.force_flush()
+        self.exporter.clear()
+
+
+_SWITCH: _SpanSwitch | None = None
+
+
+def _span_switch() -> _SpanSwitch | None:
+    """The process's switch (installed once); ``None`` if another provider was already set."""
+    global _SWITCH
+    if _SWITCH is None:
+        switch = _SpanSwitch()
+        if not switch.install():
+            return None
+        _SWITCH = switch
+    return _SWITCH
+
+
+# --- in process -------------------------------------------------------------------------------
+
+
+def _instrument(kind: str, server: Any) -> Any:
+    if kind == "fastmcp":
+        import otel_perf.fastmcp
+
+        return otel_perf.fastmcp.instrument(server)
+    import otel_perf.mcp
+
+    return otel_perf.mcp.instrument(server)
+
+
+def _add_floor(kind: str, server: Any, bare: base.BareSdk) -> Any:
+    """``server`` with a middleware that times each request and makes one SDK record.
+
+    The floor of any metrics middleware built on the OpenTelemetry SDK: a ``perf_counter()``
+    pair and one ``Histogram.record`` with the two attributes of a tool series (built once), on
+    a bare SDK provider with otel-perf's views. Nothing else: no error policy, no method label.
+    """
+    record = bare.histogram.record
+    attrs = {n.MCP_METHOD_NAME: n.METHOD_TOOLS_CALL, n.GEN_AI_TOOL_NAME: "echo"}
+    if kind == "fastmcp":
+        from fastmcp.server.middleware import Middleware
+
+        class FloorMiddleware(Middleware):
+            async def on_request(self, context: Any, call_next: Any) -> Any:
+                start = perf_counter()
+                result = await call_next(context)
+                record(perf_counter() - start, attrs)
+                return result
+
+        server.add_middleware(FloorMiddleware())
+        return server
+
+    async def floor_middleware(ctx: Any, call_next: Any) -> Any:
+        start = perf_counter()
+        result = await call_next(ctx)
+        record(perf_counter() - start, attrs)
+        return result
+
+    server.middleware.append(floor_middleware)
+    return server
+
+
+def _client(kind: str, server: Any) -> Any:
+    if kind == "fastmcp":
+        import fastmcp
+
+        return fastmcp.Client(server)
+    import mcp
+
+    return mcp.Client(server)
+
+
+def _in_process(
+    kind: str, *, calls: int, rounds: int, switch: _SpanSwitch | None
+) -> dict[str, list[float]]:
+    """Per-round microseconds of process CPU per ``tools/call``, for every variant."""
+    import anyio
+
+    per_call: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    bare = base.BareSdk()
+
+    async def main() -> None:
+        plain = _mcp_servers.build(kind)
+        instrumented = _instrument(kind, _mcp_servers.build(kind))
+        floor = _add_floor(kind, _mcp_servers.build(kind), bare)
+        async with contextlib.AsyncExitStack() as stack:
+            plain_client = await stack.enter_async_context(_client(kind, plain))
+            clients = {
+                PLAIN: plain_client,
+                OTEL_PERF: await stack.enter_async_context(_client(kind, instrumented)),
+                FLOOR: await stack.enter_async_context(_client(kind, floor)),
+                SPANS: plain_client,
+            }
+            order = [name for name in VARIANTS if name != SPANS or switch is not None]
+            rng = random.Random(7)
+            for round_index in range(rounds + 1):  # round 0 warms up
+                rng.shuffle(order)
+                for name in order:
+                    client = clients[name]
+                    if switch is not None:
+                        switch.on = name == SPANS
+                    gc.collect()
+                    gc.disable()
+                    try:
+                        start = time.process_time_ns()
+                        for i in range(calls):
+                            await client.call_tool("echo", {"x": i})
+                        elapsed = time.process_time_ns() - start
+                    finally:
+                        gc.enable()
+                        if switch is not None:
+                            switch.on = False
+                            switch.drain()
+                    if round_index:
+                        per_call[name].append(elapsed / calls / 1000.0)
+
+    try:
+        anyio.run(main)
+    finally:
+        bare.shutdown()
+    return per_call
+
+
+def _paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
+    pairs = [a / b for a, b in zip(numerator, denominator, strict=True) if b > 0]
+    return statistics.median(pairs) if pairs else float("nan")
+
+
+# --- child processes --------------------------------------------------------------------------
+
+
+def _child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
+    env["METRICS_JSON_PORT"] = "0"  # each instrumented child serves on a free port
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's otel_perf, not another installed one
+    return env
+
+
+def run_prefix() -> list[str]:
+    """How to start a command under ``otel-perf run`` with this interpreter's installation."""
+    script = Path(sys.executable).with_name("otel-perf")
+    if script.exists():
+        return [str(script), "run", "--"]
+    return [sys.executable, "-m", "otel_perf", "run", "--"]
+
+
+def server_command(kind: str, *, instrumented: bool) -> list[str]:
+    command = [sys.executable, str(SERVER_SCRIPT), kind]
+    return run_prefix() + command if instrumented else command
+
+
+class StdioPeer:
+    """A child MCP server on pipes, spoken to in newline-delimited JSON-RPC."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_child_env(),
+            cwd=ROOT,
+        )
+        self._selector = selectors.DefaultSelector()
+        assert self.proc.stdout is not None
+        self._selector.register(self.proc.stdout, selectors.EVENT_READ)
+        self._next_id = 0
+
+    def send(
+        self, method: str, params: dict[str, Any] | None = None, *, notify: bool = False
+    ) -> None:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        if not notify:
+            self._next_id += 1
+            message["id"] = self._next_id
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        if not self._selector.select(_READ_TIMEOUT_S):
+            raise TimeoutError("the stdio server did not answer in time")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the stdio server exited (code {self.proc.poll()})")
+        reply: dict[str, Any] = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"the stdio server answered an error: {reply['error']}")
+        return reply
+
+    def handshake(self) -> None:
+        self.send(
+            "initialize",
+            {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "otel-perf-bench", "version": "1"},
+            },
+        )
+        self.receive()
+        self.send("notifications/initialized", notify=True)
+
+    def call(self, x: int) -> None:
+        self.send("tools/call", {"name": "echo", "arguments": {"x": x}})
+        self.receive()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._selector.close()
+
+
+@contextlib.contextmanager
+def _peer(command: list[str]) -> Iterator[StdioPeer]:
+    peer = StdioPeer(command)
+    try:
+        yield peer
+    finally:
+        peer.close()
+
+
+def _first_handshake_s(command: list[str]) -> float:
+    start = time.perf_counter()
+    with _peer(command) as peer:
+        peer.handshake()
+        return time.perf_counter() - start
+
+
+def _stdio_round_trips(kind: str, *, blocks: int, calls: int) -> tuple[list[float], list[float]]:
+    """Per-block wall microseconds per call: plain, then under ``otel-perf run``."""
+    plain_us: list[float] = []
+    ours_us: list[float] = []
+    with (
+        _peer(server_command(kind, instrumented=False)) as plain,
+        _peer(server_command(kind, instrumented=True)) as ours,
+    ):
+        plain.handshake()
+        ours.handshake()
+        peers = [(plain, plain_us), (ours, ours_us)]
+        for block in range(blocks + 1):  # block 0 warms up
+            random.Random(block).shuffle(peers)
+            for peer, out in peers:
+                start = time.perf_counter()
+                for i in range(calls):
+                    peer.call(i)
+                if block:
+                    out.append((time.perf_counter() - start) / calls * 1e6)
+    return plain_us, ours_us
+
+
+def _import_seconds(module: str) -> float:
+    code = (
+        f"import time\n_t = time.perf_counter()\nimport {module}\nprint(time.perf_counter() - _t)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
+    done = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=ROOT,
+        env=env,
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def _interleaved(subjects: dict[str, Callable[[], float]], runs: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {name: [] for name in subjects}
+    order = list(subjects)
+    rng = random.Random(11)
+    for _ in range(runs):
+        rng.shuffle(order)
+        for name in order:
+            out[name].append(subjects[name]())
+    return out
+
+
+# --- the sections -----------------------------------------------------------------------------
+
+
+def run(
+    *,
+    calls: int,
+    rounds: int,
+    stdio_blocks: int,
+    stdio_calls: int,
+    handshakes: int,
+    imports: int,
+    kinds: Sequence[str] = tuple(KIND_LABELS),
+) -> list[Section]:
+    path = Section(
+        "The MCP request path",
+        "`tools/call` round trips through an SDK client and an in-memory server, per call "
+        f"(process CPU, {calls} calls per variant and round, {rounds} interleaved rounds): plain, "
+        "instrumented by otel-perf, and the SDK's own spans recorded by an SDK `TracerProvider`. "
+        f"Then a real stdio round trip: blocks of {stdio_calls} calls over the pipes of a child "
+        "`python server.py` and a child `otel-perf run -- python server.py`, alternating "
+        f"({stdio_blocks} blocks each, wall time). Ratios are medians of per-round ratios.",
+    )
+    switch = _span_switch()
+    on = _runtimes.build({})
+    try:
+        _runtimes.activate(on)
+        for kind in kinds:
+            label = KIND_LABELS[kind]
+            samples = _in_process(kind, calls=calls, rounds=rounds, switch=switch)
+            for name in VARIANTS:
+                if samples[name]:
+                    path.row(
+                        f"{label}: {name}",
+                        statistics.median(samples[name]),
+                        "µs",
+                        min(samples[name]),
+                    )
+            ours = _paired_ratio(samples[OTEL_PERF], samples[PLAIN])
+            path.row(f"{label}: otel-perf vs plain", ours, "x")
+            path.row(
+                f"{label}: one bare SDK record vs plain",
+                _paired_ratio(samples[FLOOR], samples[PLAIN]),
+                "x",
+            )
+            if samples[SPANS]:
+                spans = _paired_ratio(samples[SPANS], samples[PLAIN])
+                path.row(f"{label}: SDK spans vs plain", spans, "x")
+            path.target(
+                Target(
+                    f"otel-perf vs plain, {label} `tools/call` in process",
+                    ours,
+                    IN_PROCESS_LIMIT,
+                )
+            )
+    finally:
+        _runtimes.release(on)
+    plain_us, ours_us = _stdio_round_trips("mcpserver", blocks=stdio_blocks, calls=stdio_calls)
+    path.row("stdio MCPServer: plain", statistics.median(plain_us), "µs", min(plain_us))
+    path.row("stdio MCPServer: otel-perf run", statistics.median(ours_us), "µs", min(ours_us))
+    stdio_ratio = _paired_ratio(ours_us, plain_us)
+    path.row("stdio MCPServer: otel-perf run vs plain", stdio_ratio, "x")
+    path.target(
+        Target("`otel-perf run` vs plain, stdio `tools/call` round trip", stdio_ratio, STDIO_LIMIT)
+    )
+    if switch is None:
+        path.notes.append(
+            "SDK spans not measured: another tracer provider was already installed in this process."
+        )
+
+    startup = Section(
+        "Start-up",
+        f"Each figure is the median of {imports} (imports) or {handshakes} (handshakes) fresh "
+        "interpreters, the subjects of each pair started alternately. An import is timed inside "
+        "the interpreter around the import statement; a handshake is the wall time from "
+        "spawning the stdio server to its `initialize` response.",
+    )
+    timed = _interleaved(
+        {
+            "import otel_perf": lambda: _import_seconds("otel_perf"),
+            "import opentelemetry.sdk.metrics": lambda: _import_seconds(
+                "opentelemetry.sdk.metrics"
+            ),
+        },
+        imports,
+    )
+    for name, values in timed.items():
+        ms = [v * 1000.0 for v in values]
+        startup.row(name, statistics.median(ms), "ms", min(ms))
+    import_ratio = _paired_ratio(
+        timed["import otel_perf"], timed["import opentelemetry.sdk.metrics"]
+    )
+    startup.target(
+        Target(
+            "`import otel_perf` vs `import opentelemetry.sdk.metrics`", import_ratio, IMPORT_LIMIT
+        )
+    )
+    shakes = _interleaved(
+        {
+            "first handshake: python server.py": lambda: _first_handshake_s(
+                server_command("mcpserver", instrumented=False)
+            ),
+            "first handshake: otel-perf run -- python server.py": lambda: _first_handshake_s(
+                server_command("mcpserver", instrumented=True)
+            ),
+        },
+        handshakes,
+    )
+    plain_s, ours_s = shakes.values()
+    for name, values in shakes.items():
+        ms = [v * 1000.0 for v in values]
+        startup.row(name, statistics.median(ms), "ms", min(ms))
+    added_ms = statistics.median((b - a) * 1000.0 for a, b in zip(plain_s, ours_s, strict=True))
+    startup.row("first handshake: added by otel-perf run", added_ms, "ms")
+    startup.target(
+        Target(
+            "`otel-perf run`: time added to a stdio server's first handshake",
+            added_ms,
+            HANDSHAKE_LIMIT_MS,
+            unit="ms",
+        )
+    )
+    return [path, startup]
