@@ -126,7 +126,7 @@ TARGETS = (
     "`otel-perf run`: time added to a stdio server's first handshake",
 )
 
-_NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?"
+_NUMBER = r"-?[0-9][0-9,]*(?:\.[0-9]+)?"
 
 
 @pytest.fixture(scope="module")
