@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from otel_perf._api import (
     ProviderTracker,
@@ -31,14 +32,26 @@ from otel_perf._api import (
 )
 from otel_perf._compat import PerformanceMetricsCollector, get_collector
 from otel_perf._configure import configure, shutdown
-from otel_perf._metrics import Metrics
-from otel_perf._pipeline import CollectionError
 from otel_perf._settings import Settings
+from otel_perf._version import __version__
 
-try:
-    __version__ = version("otel-perf")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    from otel_perf._version import __version__
+if TYPE_CHECKING:
+    from otel_perf._metrics import Metrics
+    from otel_perf._pipeline import CollectionError
+
+# Loaded on first use: they bring in the OpenTelemetry SDK, which recording does not need
+# until the first configuration (see ``configure``). ``import otel_perf`` stays cheap.
+_LAZY = {"Metrics": "otel_perf._metrics", "CollectionError": "otel_perf._pipeline"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otel_perf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CollectionError",

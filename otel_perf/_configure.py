@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import atexit
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otel_perf import _state
 from otel_perf._log import logger, warn_once
-from otel_perf._metrics import Metrics
-from otel_perf._recorder import Recorder
 from otel_perf._settings import load_settings
+
+if TYPE_CHECKING:
+    from otel_perf._metrics import Metrics
+    from otel_perf._recorder import Recorder
 
 
 def configure(**overrides: Any) -> Metrics:
@@ -25,6 +27,11 @@ def configure(**overrides: Any) -> Metrics:
     settings replace it (the old endpoint stops, counts start from zero).
     """
     settings, warnings = load_settings(os.environ, overrides)
+    # The SDK and everything behind the endpoint load on first use, not at ``import otel_perf``
+    # (start-up counts for stdio servers, which MCP clients spawn on demand). Imported before
+    # the lock is taken: an import must not wait for the lock, nor the lock for an import.
+    from otel_perf._metrics import Metrics  # noqa: PLC0415
+
     with _state.lock:
         running = _state.runtime
         if running is not None and running.settings == settings:

@@ -19,10 +19,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import add, sub
-
-from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint
+from typing import TYPE_CHECKING
 
 from otel_perf._semconv import EXPONENTIAL_MAX_SIZE
+
+if TYPE_CHECKING:  # an annotation only: this module is pure Python, cheap to import
+    from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics import (
     AlwaysOffExemplarFilter,
@@ -26,7 +26,6 @@ from opentelemetry.sdk.resources import Resource
 from otel_perf import _semconv as n
 from otel_perf._document import build_document
 from otel_perf._document_cache import DocumentCache
-from otel_perf._export.forwarder import Forwarder, shutdown_forwarders, start_forwarders
 from otel_perf._guard import collecting
 from otel_perf._guard import state as guard_state
 from otel_perf._integrations import lru_cache_sources as _cache_sources
@@ -37,6 +36,9 @@ from otel_perf._settings import Settings
 from otel_perf._singleflight import SingleFlight
 from otel_perf._version import __version__
 from otel_perf._window import WindowTracker
+
+if TYPE_CHECKING:
+    from otel_perf._export.forwarder import Forwarder
 
 _EXEMPLAR_FILTERS: dict[str, type[ExemplarFilter]] = {
     "always_on": AlwaysOnExemplarFilter,
@@ -176,9 +178,15 @@ class Pipeline:
         self._closed = False
         # Push export (OTLP, console) reads this same reader on its own threads: no extra
         # aggregation on the record path, and no JSON-view window slice is closed by it.
-        self.forwarders: list[Forwarder] = start_forwarders(
-            settings.export, self.collect, endpoint_served=settings.json_enabled
-        )
+        self.forwarders: list[Forwarder] = []
+        export = settings.export
+        if export.otlp or export.console or export.prometheus:
+            # Imported only when push export is asked for: start-up counts for stdio servers.
+            from otel_perf._export.forwarder import start_forwarders  # noqa: PLC0415
+
+            self.forwarders = start_forwarders(
+                export, self.collect, endpoint_served=settings.json_enabled
+            )
 
     @property
     def start_time(self) -> float:
@@ -214,7 +222,10 @@ class Pipeline:
             return
         self._closed = True
         deadline = time.monotonic() + max(timeout_s, 0.0)
-        shutdown_forwarders(self.forwarders, timeout_s)  # the final export happens here
+        if self.forwarders:
+            from otel_perf._export.forwarder import shutdown_forwarders  # noqa: PLC0415
+
+            shutdown_forwarders(self.forwarders, timeout_s)  # the final export happens here
         try:
             remaining_s = max(deadline - time.monotonic(), 0.0)
             self.meter_provider.shutdown(timeout_millis=remaining_s * 1000.0)

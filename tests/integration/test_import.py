@@ -71,3 +71,58 @@ def test_cli_version_and_help() -> None:
         timeout=60,
     )
     assert out.stdout.startswith("otel-perf ")
+
+
+def _modules_after(statement: str) -> set[str]:
+    script = f"import sys\n{statement}\nprint('\\n'.join(sorted(sys.modules)))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METRICS_", "OTEL_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    return set(result.stdout.split())
+
+
+def test_import_otel_perf_loads_only_what_recording_needs() -> None:
+    # Start-up counts for stdio servers, which MCP clients spawn on demand: nothing that only
+    # the version lookup, the push exporters, Prometheus rendering or the HTTP server need.
+    loaded = _modules_after("import otel_perf")
+    unwanted = (
+        "importlib.metadata",  # ~36 ms for a version string
+        "opentelemetry.sdk",  # loaded by the first configure(), explicit or implicit
+        "otel_perf._export.forwarder",
+        "otel_perf._export.delta",
+        "opentelemetry.exporter",
+        "prometheus_client",
+        "http.server",
+        "otel_perf._cli",
+        "otel_perf._http",
+    )
+    assert sorted(m for m in loaded if m.startswith(unwanted)) == []
+
+
+def test_the_version_is_the_packaged_one_without_package_metadata() -> None:
+    from importlib.metadata import version
+
+    import otel_perf
+
+    assert otel_perf.__version__ == version("otel-perf")
+
+
+def test_configuring_without_push_export_loads_no_exporter_code() -> None:
+    loaded = _modules_after(
+        "import os\nos.environ['METRICS_JSON_PORT'] = '0'\n"
+        "import otel_perf\notel_perf.configure()\notel_perf.shutdown()"
+    )
+    assert (
+        sorted(
+            m
+            for m in loaded
+            if m.startswith(("otel_perf._export.forwarder", "opentelemetry.exporter"))
+        )
+        == []
+    )
