@@ -12,45 +12,79 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from otel_perf._api import (
-    ProviderTracker,
-    SessionTracker,
-    ToolTracker,
-    get_all_metrics,
-    record_cache_eviction,
-    record_cache_hit,
-    record_cache_miss,
-    record_cache_size_rejection,
-    record_provider_call,
-    record_tool_call,
-    set_active_sessions,
-    set_concurrent_requests,
-    snapshot,
-    track_provider,
-    track_session,
-    track_tool,
-)
-from otel_perf._compat import PerformanceMetricsCollector, get_collector
-from otel_perf._configure import configure, shutdown
-from otel_perf._settings import Settings
 from otel_perf._version import __version__
 
 if TYPE_CHECKING:
+    from otel_perf._api import (
+        ProviderTracker,
+        SessionTracker,
+        ToolTracker,
+        get_all_metrics,
+        record_cache_eviction,
+        record_cache_hit,
+        record_cache_miss,
+        record_cache_size_rejection,
+        record_provider_call,
+        record_tool_call,
+        set_active_sessions,
+        set_concurrent_requests,
+        snapshot,
+        track_provider,
+        track_session,
+        track_tool,
+    )
+    from otel_perf._compat import PerformanceMetricsCollector, get_collector
+    from otel_perf._configure import configure, shutdown
     from otel_perf._metrics import Metrics
     from otel_perf._pipeline import CollectionError
+    from otel_perf._settings import Settings
 
-# Loaded on first use: they bring in the OpenTelemetry SDK, which recording does not need
-# until the first configuration (see ``configure``). ``import otel_perf`` stays cheap.
-_LAZY = {"Metrics": "otel_perf._metrics", "CollectionError": "otel_perf._pipeline"}
+# Every public name loads from its module on first use (PEP 562), then is an ordinary module
+# attribute. Start-up counts for stdio servers, which MCP clients spawn on demand: the
+# ``otel-perf`` command, ``otel-perf run`` and a server that only imports ``otel_perf.mcp`` pay
+# for what they use. ``Metrics`` and ``CollectionError`` bring in the OpenTelemetry SDK, which
+# recording needs only from the first configuration on.
+_API = (
+    "ProviderTracker",
+    "SessionTracker",
+    "ToolTracker",
+    "get_all_metrics",
+    "record_cache_eviction",
+    "record_cache_hit",
+    "record_cache_miss",
+    "record_cache_size_rejection",
+    "record_provider_call",
+    "record_tool_call",
+    "set_active_sessions",
+    "set_concurrent_requests",
+    "snapshot",
+    "track_provider",
+    "track_session",
+    "track_tool",
+)
+_SOURCES: dict[str, str] = {
+    **dict.fromkeys(_API, "otel_perf._api"),
+    "PerformanceMetricsCollector": "otel_perf._compat",
+    "get_collector": "otel_perf._compat",
+    "configure": "otel_perf._configure",
+    "shutdown": "otel_perf._configure",
+    "Metrics": "otel_perf._metrics",
+    "CollectionError": "otel_perf._pipeline",
+    "Settings": "otel_perf._settings",
+}
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    source = _SOURCES.get(name)
+    if source is None:
         raise AttributeError(f"module 'otel_perf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(source), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SOURCES))
 
 
 __all__ = [

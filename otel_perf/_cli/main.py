@@ -13,8 +13,13 @@ from otel_perf._version import __version__
 #: Modules that provide a subcommand through ``add_parser(subparsers)``; each sets ``func``.
 COMMAND_MODULES = ("otel_perf._cli.demo", "otel_perf._cli.top", "otel_perf._cli.run")
 
+#: ``otel-perf run`` starts stdio servers that MCP clients spawn on demand, so its own start-up
+#: is on the path to the server's first handshake: it loads only its own module.
+_RUN = "run"
+_RUN_MODULE = "otel_perf._cli.run"
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otel-perf",
         description="OpenTelemetry performance metrics for MCP servers.",
@@ -24,14 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="WARNING", help="log level for otel-perf's own messages"
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
+    for module_name in modules:
         importlib.import_module(module_name).add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser((_RUN_MODULE,) if words[:1] == [_RUN] else COMMAND_MODULES)
+    args = parser.parse_args(words)
     level = getattr(logging, str(args.log_level).upper(), None)
     if not isinstance(level, int):
         parser.error(f"unknown log level {args.log_level!r}")

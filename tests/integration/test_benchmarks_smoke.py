@@ -99,6 +99,7 @@ ROWS = (
     "stdio MCPServer: otel-perf run",
     "stdio MCPServer: otel-perf run vs plain",
     "import otel_perf",
+    "from otel_perf import track_tool",
     "import opentelemetry.sdk.metrics",
     "first handshake: python server.py",
     "first handshake: otel-perf run -- python server.py",
@@ -123,6 +124,7 @@ TARGETS = (
     "otel-perf vs plain, FastMCP `tools/call` in process",
     "`otel-perf run` vs plain, stdio `tools/call` round trip",
     "`import otel_perf` vs `import opentelemetry.sdk.metrics`",
+    "`from otel_perf import track_tool` vs `import opentelemetry.sdk.metrics`",
     "`otel-perf run`: time added to a stdio server's first handshake",
 )
 

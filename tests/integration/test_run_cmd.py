@@ -110,3 +110,34 @@ def test_run_reports_bad_commands(argv: list[str], code: int, message: str) -> N
     )
     assert result.returncode == code
     assert message in result.stderr
+
+
+def test_the_launcher_loads_only_what_run_needs() -> None:
+    # `otel-perf run` sits on the path to a stdio server's first handshake: before it execs the
+    # server it must not load the other subcommands, the SDK or the recording code.
+    script = (
+        "import os, sys\n"
+        "def fake_exec(file, args, env):\n"
+        "    print(env['PYTHONPATH'])\n"
+        "    print(' '.join(sorted(sys.modules)))\n"
+        "    raise SystemExit(0)\n"
+        "os.execvpe = fake_exec\n"
+        "from otel_perf._cli.main import main\n"
+        "main(['run', '--', 'python', 'server.py'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    pythonpath, modules = done.stdout.splitlines()
+    assert pythonpath.split(":")[0].endswith("bootstrap")
+    loaded = modules.split()
+    unwanted = (
+        "otel_perf._cli.demo",
+        "otel_perf._cli.top",
+        "otel_perf._cli.fetch",
+        "otel_perf._api",
+        "otel_perf._recorder",
+        "opentelemetry",
+        "asyncio",
+    )
+    assert [m for m in loaded if m.startswith(unwanted)] == []
