@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from typing import Any
 
-from otel_perf._integrations.autoinstrument import BOOTSTRAP_DIR, URL_FILE_ENV
+from otel_perf._integrations.bootstrap_paths import BOOTSTRAP_DIR, URL_FILE_ENV
 
 
 def command_environment(url_file: str | None) -> dict[str, str]:
@@ -35,6 +34,8 @@ def run(command: list[str], url_file: str | None = None) -> int:
     try:
         if os.name == "posix":
             os.execvpe(command[0], command, env)  # noqa: S606 - running the user's command is the job
+        import subprocess  # noqa: PLC0415 - only where exec is not available
+
         return subprocess.call(command, env=env)  # noqa: S603
     except FileNotFoundError:
         print(f"otel-perf run: command not found: {command[0]}", file=sys.stderr)  # noqa: T201

@@ -31,14 +31,12 @@ from types import ModuleType
 from typing import Any, Final
 
 from otel_perf import _state
+from otel_perf._integrations import bootstrap_paths
+from otel_perf._integrations.bootstrap_paths import URL_FILE_ENV
 from otel_perf._log import logger, warn_once
 
-#: Environment variable naming a file the bootstrap writes the endpoint's base URL to
-#: (set by ``otel-perf run --url-file``); useful with ``METRICS_JSON_PORT=0``.
-URL_FILE_ENV: Final = "OTEL_PERF_URL_FILE"
-
-#: The directory holding the ``sitecustomize`` that ``otel-perf run`` puts on ``PYTHONPATH``.
-BOOTSTRAP_DIR: Final = Path(__file__).resolve().parent / "bootstrap"
+#: The bootstrap directory, as a path (see :mod:`otel_perf._integrations.bootstrap_paths`).
+BOOTSTRAP_DIR: Final = Path(bootstrap_paths.BOOTSTRAP_DIR)
 
 _SERVER_MODULE: Final = "mcp.server.lowlevel.server"
 _MCPSERVER_MODULE: Final = "mcp.server.mcpserver.server"

@@ -139,5 +139,6 @@ def test_the_launcher_loads_only_what_run_needs() -> None:
         "otel_perf._recorder",
         "opentelemetry",
         "asyncio",
+        "otel_perf._integrations.autoinstrument",
     )
     assert [m for m in loaded if m.startswith(unwanted)] == []

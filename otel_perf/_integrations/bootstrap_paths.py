@@ -1,0 +1,17 @@
+"""Where ``otel-perf run`` finds its bootstrap, and how it passes ``--url-file`` on.
+
+A leaf module (``os`` only): the launcher imports it on the path to a stdio server's first
+handshake, so it must not pull in the instrumentation itself.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+#: Environment variable naming a file the bootstrap writes the endpoint's base URL to
+#: (set by ``otel-perf run --url-file``); useful with ``METRICS_JSON_PORT=0``.
+URL_FILE_ENV: Final = "OTEL_PERF_URL_FILE"
+
+#: The directory holding the ``sitecustomize`` that ``otel-perf run`` puts on ``PYTHONPATH``.
+BOOTSTRAP_DIR: Final = os.path.join(os.path.dirname(os.path.realpath(__file__)), "bootstrap")
