@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from otel_perf._version import __version__
+
+if TYPE_CHECKING:
+    import argparse
 
 #: Modules that provide a subcommand through ``add_parser(subparsers)``; each sets ``func``.
 COMMAND_MODULES = ("otel_perf._cli.demo", "otel_perf._cli.top", "otel_perf._cli.run")
@@ -20,6 +22,8 @@ _RUN_MODULE = "otel_perf._cli.run"
 
 
 def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    import argparse  # noqa: PLC0415 - otel-perf run's common forms do without it
+
     parser = argparse.ArgumentParser(
         prog="otel-perf",
         description="OpenTelemetry performance metrics for MCP servers.",
@@ -36,14 +40,22 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
+    if words[:1] == [_RUN]:
+        run = importlib.import_module(_RUN_MODULE)
+        parsed = run.fast_parse(words[1:])
+        if parsed is not None:
+            code: int = run.run(*parsed)
+            return code
     parser = build_parser((_RUN_MODULE,) if words[:1] == [_RUN] else COMMAND_MODULES)
     args = parser.parse_args(words)
+    import logging  # noqa: PLC0415 - after otel-perf run's fast path
+
     level = getattr(logging, str(args.log_level).upper(), None)
     if not isinstance(level, int):
         parser.error(f"unknown log level {args.log_level!r}")
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        code: int = args.func(args)
+        code = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

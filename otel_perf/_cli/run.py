@@ -10,12 +10,14 @@ process (``exec``), so its stdin/stdout are the caller's own: an MCP client can 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otel_perf._integrations.bootstrap_paths import BOOTSTRAP_DIR, URL_FILE_ENV
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def command_environment(url_file: str | None) -> dict[str, str]:
@@ -45,7 +47,31 @@ def run(command: list[str], url_file: str | None = None) -> int:
         return 126
 
 
+def fast_parse(words: list[str]) -> tuple[list[str], str | None] | None:
+    """``(command, url_file)`` from the words after ``run``, or ``None`` to let argparse do it.
+
+    ``otel-perf run`` is on the path to a stdio server's first handshake; its usual forms
+    (``[--url-file PATH] [--] COMMAND...``) need neither argparse nor logging. Anything else
+    (``--help``, a missing command, an unknown option) goes through the full parser.
+    """
+    url_file: str | None = None
+    rest = list(words)
+    if rest and rest[0] == "--url-file" and len(rest) >= 2:
+        url_file, rest = rest[1], rest[2:]
+    elif rest and rest[0].startswith("--url-file="):
+        url_file, rest = rest[0].split("=", 1)[1], rest[1:]
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    elif rest and rest[0].startswith("-"):
+        return None
+    if not rest or url_file == "":
+        return None
+    return rest, url_file
+
+
 def add_parser(subparsers: Any) -> None:
+    import argparse  # noqa: PLC0415 - the common forms of run never need it (see fast_parse)
+
     parser = subparsers.add_parser(
         "run",
         help="run a program with every MCP server it builds instrumented (zero code)",

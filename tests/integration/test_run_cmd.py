@@ -140,5 +140,7 @@ def test_the_launcher_loads_only_what_run_needs() -> None:
         "opentelemetry",
         "asyncio",
         "otel_perf._integrations.autoinstrument",
+        "argparse",
+        "logging",
     )
     assert [m for m in loaded if m.startswith(unwanted)] == []
