@@ -10,11 +10,15 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from otel_perf._version import __version__
 
+# Not ``typing.TYPE_CHECKING``: importing typing is a measurable share of this package's own
+# start-up, and type checkers treat any constant of this name the same way.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from otel_perf._api import (
         ProviderTracker,
         SessionTracker,

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 from otel_perf._integrations.bootstrap_paths import BOOTSTRAP_DIR, URL_FILE_ENV
 
+TYPE_CHECKING = False  # not typing's: see otel_perf._cli.main
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 
 def command_environment(url_file: str | None) -> dict[str, str]:

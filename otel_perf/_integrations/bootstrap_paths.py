@@ -7,7 +7,10 @@ handshake, so it must not pull in the instrumentation itself.
 from __future__ import annotations
 
 import os
-from typing import Final
+
+TYPE_CHECKING = False  # not typing's: see otel_perf._cli.main
+if TYPE_CHECKING:
+    from typing import Final
 
 #: Environment variable naming a file the bootstrap writes the endpoint's base URL to
 #: (set by ``otel-perf run --url-file``); useful with ``METRICS_JSON_PORT=0``.
