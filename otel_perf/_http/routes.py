@@ -14,8 +14,6 @@ from urllib.parse import parse_qs
 
 from otel_perf._history import History
 from otel_perf._http import dashboard
-from otel_perf._http.prometheus import CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE
-from otel_perf._http.prometheus import render as render_prometheus
 from otel_perf._http.reuse import DutyCycle, Reuse
 from otel_perf._http.server import (
     MetricsServer,
@@ -30,6 +28,10 @@ from otel_perf._log import logger
 from otel_perf._pipeline import CollectionError, Pipeline
 from otel_perf._settings import Settings
 from otel_perf._version import __version__
+
+#: prometheus_client's ``CONTENT_TYPE_PLAIN_0_0_4``, spelled out so that serving the endpoint
+#: does not import prometheus_client (tests/integration/test_import.py checks they agree).
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Served(Protocol):
@@ -96,9 +98,13 @@ class Endpoint:
             self._history_bodies.clear()
 
     def _render_prometheus(self) -> bytes:
+        # prometheus_client loads with the first scrape, not with the endpoint: start-up counts
+        # for stdio servers, which MCP clients spawn on demand.
+        from otel_perf._http import prometheus  # noqa: PLC0415
+
         # A raw collection: a scrape closes no JSON-view window slice.
         pipeline = self._metrics.pipeline
-        return render_prometheus(pipeline.collect() if pipeline is not None else None)
+        return prometheus.render(pipeline.collect() if pipeline is not None else None)
 
     def _prometheus_route(self, _request: Request) -> Response:
         try:

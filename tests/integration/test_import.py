@@ -113,16 +113,23 @@ def test_the_version_is_the_packaged_one_without_package_metadata() -> None:
     assert otel_perf.__version__ == version("otel-perf")
 
 
-def test_configuring_without_push_export_loads_no_exporter_code() -> None:
+def test_configuring_loads_no_exporter_or_prometheus_code() -> None:
+    # The endpoint runs (port 0); Prometheus rendering loads with the first scrape.
     loaded = _modules_after(
         "import os\nos.environ['METRICS_JSON_PORT'] = '0'\n"
-        "import otel_perf\notel_perf.configure()\notel_perf.shutdown()"
+        "import otel_perf\nassert otel_perf.configure().url\notel_perf.shutdown()"
     )
-    assert (
-        sorted(
-            m
-            for m in loaded
-            if m.startswith(("otel_perf._export.forwarder", "opentelemetry.exporter"))
-        )
-        == []
+    assert "otel_perf._http.server" in loaded
+    unwanted = (
+        "prometheus_client",
+        "otel_perf._http.prometheus",
+        "otel_perf._export.forwarder",
+        "opentelemetry.exporter",
     )
+    assert sorted(m for m in loaded if m.startswith(unwanted)) == []
+
+
+def test_the_endpoint_names_prometheus_content_type_as_prometheus_client_does() -> None:
+    from otel_perf._http import prometheus, routes
+
+    assert routes.PROMETHEUS_CONTENT_TYPE == prometheus.CONTENT_TYPE
