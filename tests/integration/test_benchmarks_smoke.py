@@ -101,9 +101,12 @@ ROWS = (
     "import otel_perf",
     "from otel_perf import track_tool",
     "import opentelemetry.sdk.metrics",
-    "first handshake: python server.py",
-    "first handshake: otel-perf run -- python server.py",
-    "first handshake: added by otel-perf run",
+    "first handshake, wall: python server.py",
+    "first handshake, wall: otel-perf run -- python server.py",
+    "first handshake, wall: added by otel-perf run",
+    "process CPU: python server.py",
+    "process CPU: otel-perf run -- python server.py",
+    "process CPU: added by otel-perf run",
 )
 
 TARGETS = (
@@ -125,7 +128,7 @@ TARGETS = (
     "`otel-perf run` vs plain, stdio `tools/call` round trip",
     "`import otel_perf` vs `import opentelemetry.sdk.metrics`",
     "`from otel_perf import track_tool` vs `import opentelemetry.sdk.metrics`",
-    "`otel-perf run`: time added to a stdio server's first handshake",
+    "`otel-perf run`: time added to a stdio server's first handshake (CPU)",
 )
 
 _NUMBER = r"-?[0-9][0-9,]*(?:\.[0-9]+)?"
