@@ -13,10 +13,33 @@ from typing import Any, TypeVar
 from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint
 from opentelemetry.util.types import Attributes
 
-from otel_perf._exphist import Hist, from_point, merge
+from otel_perf._exphist import Hist, Rescaled, from_point, merge
 from otel_perf._latency import latency_fields
 
 _L = TypeVar("_L")  # what a handler derives from a series' attributes
+
+
+class _Rescales:
+    """Rescaled counts of merge parts (an :class:`otel_perf._exphist.RescaleCache`), kept for
+    one snapshot after the last one that used them, like the other entries of the cache."""
+
+    def __init__(self) -> None:
+        self._old: dict[tuple[int, int], Rescaled] = {}
+        self._new: dict[tuple[int, int], Rescaled] = {}
+
+    def begin(self) -> None:
+        self._old, self._new = self._new, {}
+
+    def get(self, key: tuple[int, int], /) -> Rescaled | None:
+        entry = self._new.get(key)
+        if entry is None:
+            entry = self._old.get(key)
+            if entry is not None:
+                self._new[key] = entry
+        return entry
+
+    def __setitem__(self, key: tuple[int, int], value: Rescaled, /) -> None:
+        self._new[key] = value
 
 
 class DocumentCache:
@@ -37,12 +60,14 @@ class DocumentCache:
         self._merged_next: dict[Hashable, tuple[tuple[Hist, ...], Hist]] = {}
         self._latency: dict[Hashable, tuple[Hist, dict[str, float]]] = {}
         self._latency_next: dict[Hashable, tuple[Hist, dict[str, float]]] = {}
+        self._rescales = _Rescales()
 
     def begin(self) -> None:
         """Start a snapshot: what the previous one used becomes what this one may reuse."""
         self._points, self._points_next = self._points_next, {}
         self._merged, self._merged_next = self._merged_next, {}
         self._latency, self._latency_next = self._latency_next, {}
+        self._rescales.begin()
 
     def series(
         self, point: ExponentialHistogramDataPoint, classify: Callable[[Attributes], _L]
@@ -72,7 +97,9 @@ class DocumentCache:
             or len(entry[0]) != len(parts)
             or not all(a is b for a, b in zip(entry[0], parts, strict=True))
         ):
-            entry = (tuple(parts), merge(parts))
+            # A changed series usually joins unchanged ones (a tool's error series): their
+            # counts at the merge's scale are reused, only the changed part is rescaled.
+            entry = (tuple(parts), merge(parts, self._rescales))
         self._merged_next[key] = entry
         return entry[1]
 

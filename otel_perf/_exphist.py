@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import add, sub
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from otel_perf._semconv import EXPONENTIAL_MAX_SIZE
 
@@ -189,26 +189,56 @@ def _common_scale(parts: Sequence[Hist]) -> int:
     return scale
 
 
-def merge(hists: Iterable[Hist]) -> Hist:
-    """Sum histograms (e.g. one tool's success and error series) at their lowest scale."""
+Rescaled = tuple[Hist, int, Sequence[int]]
+
+
+class RescaleCache(Protocol):
+    """Rescaled bucket counts kept between merges: ``(id(hist), scale) -> (hist, offset,
+    counts)`` (a ``dict`` is one). The hist is kept in the entry and checked by identity, so
+    a reused id never matches."""
+
+    def get(self, key: tuple[int, int], /) -> Rescaled | None: ...
+
+    def __setitem__(self, key: tuple[int, int], value: Rescaled, /) -> None: ...
+
+
+def merge(hists: Iterable[Hist], reuse: RescaleCache | None = None) -> Hist:
+    """Sum histograms (e.g. one tool's success and error series) at their lowest scale.
+
+    With ``reuse``, a part's counts rescaled to the common scale are looked up there before
+    they are computed (and stored after): a tool's unchanged error series are rescaled once,
+    not at every snapshot that merges them with its changed success series.
+    """
     parts = [h for h in hists if h.count]
     if not parts:
         return EMPTY
     if len(parts) == 1:
         return parts[0]
     scale = _common_scale(parts)
-    acc: list[int] = []
-    acc_offset = 0
+    pieces: list[tuple[int, Sequence[int]]] = []
     for hist in parts:
-        offset, counts = _rescaled(hist, scale)
-        if not counts:
+        if not hist.counts:
             continue
-        if not acc:
-            acc, acc_offset = counts, offset
+        if hist.scale == scale:
+            pieces.append((hist.offset, hist.counts))
             continue
-        acc_offset, left, right = _aligned(acc, acc_offset, counts, offset)
-        acc = list(map(add, left, right))
-    offset, trimmed = _trimmed(acc_offset, acc)
+        key = (id(hist), scale)
+        entry = reuse.get(key) if reuse is not None else None
+        if entry is None or entry[0] is not hist:
+            entry = (hist, *_rescaled(hist, scale))
+            if reuse is not None:
+                reuse[key] = entry
+        pieces.append((entry[1], entry[2]))
+    if pieces:
+        low = min(offset for offset, _ in pieces)
+        acc = [0] * (max(start + len(counts) for start, counts in pieces) - low)
+        for first, counts in pieces:
+            start = first - low
+            end = start + len(counts)
+            acc[start:end] = map(add, acc[start:end], counts)
+        offset, trimmed = _trimmed(low, acc)
+    else:
+        offset, trimmed = 0, ()
     return Hist(
         scale=scale,
         zero_count=sum(h.zero_count for h in parts),

@@ -272,6 +272,26 @@ def test_merge_subtract_and_quantiles_match_the_reference(seed: int) -> None:
             assert _exphist.quantiles(hist, qs) == ref_quantiles(hist, qs)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_merge_reusing_rescaled_parts_matches_the_reference(seed: int) -> None:
+    # A snapshot merges a tool's changed series with its unchanged ones: the unchanged parts'
+    # rescaled counts come from the reuse cache, never from a different histogram.
+    rng = random.Random(seed)
+    reuse: dict[tuple[int, int], tuple[Hist, int, Sequence[int]]] = {}
+    steady = [_random_hist(rng) for _ in range(rng.randint(1, 3))]
+    first = changing = _random_hist(rng)
+    for _ in range(10):
+        parts = [changing, *steady]
+        assert _exphist.merge(parts, reuse) == ref_merge(parts)
+        assert _exphist.merge(parts, reuse) == ref_merge(parts)  # all from the cache
+        changing = _grown(rng, first)
+    # An entry whose key matches but whose histogram is another object is not used.
+    for key, (_hist, offset, counts) in list(reuse.items()):
+        reuse[key] = (_random_hist(rng), offset + 1, [*counts, 7])
+    parts = [changing, *steady]
+    assert _exphist.merge(parts, reuse) == ref_merge(parts)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_from_point_matches_the_reference_on_real_sdk_points(seed: int) -> None:
     rng = random.Random(seed)
