@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from otel_perf._exphist import EMPTY, Hist, merge, quantiles, subtract
-from otel_perf._extract import extract
 from otel_perf._json import to_json_bytes
 from otel_perf._log import logger, warn_once
 from otel_perf._pipeline import Pipeline
@@ -158,6 +157,10 @@ class History:
             return None
         if data is None:
             return None
+        # The document code loads with the first sample (an interval after start), not at
+        # start-up: a stdio server's first handshake does not wait for it.
+        from otel_perf._extract import extract  # noqa: PLC0415
+
         extracted = extract(data)
         stamp = time.time() if now is None else now
         with self._lock:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 
-from otel_perf._document import disabled_document
 from otel_perf._history import DEFAULT_CAPACITY, DEFAULT_INTERVAL_S, History
 from otel_perf._log import logger, warn_once
 from otel_perf._pipeline import CollectionError, NestedCollectionError, Pipeline, Snapshot
@@ -95,6 +94,8 @@ class Metrics:
     def _snapshot(self) -> tuple[Snapshot, bool]:
         pipeline = self._pipeline
         if pipeline is None:
+            from otel_perf._document import disabled_document  # noqa: PLC0415 - rarely needed
+
             return Snapshot(disabled_document(time.time())), True
         try:
             return pipeline.snapshot()

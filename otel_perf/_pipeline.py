@@ -24,8 +24,6 @@ from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
 from opentelemetry.sdk.resources import Resource
 
 from otel_perf import _semconv as n
-from otel_perf._document import build_document
-from otel_perf._document_cache import DocumentCache
 from otel_perf._guard import collecting
 from otel_perf._guard import state as guard_state
 from otel_perf._integrations import lru_cache_sources as _cache_sources
@@ -38,6 +36,7 @@ from otel_perf._version import __version__
 from otel_perf._window import WindowTracker
 
 if TYPE_CHECKING:
+    from otel_perf._document_cache import DocumentCache
     from otel_perf._export.forwarder import Forwarder
 
 _EXEMPLAR_FILTERS: dict[str, type[ExemplarFilter]] = {
@@ -173,7 +172,9 @@ class Pipeline:
         # otel_perf._integrations.lru_cache_sources)
         _cache_sources.attach(self.meter_provider)
         self.windows = WindowTracker(settings.window_size)
-        self._document_cache = DocumentCache()  # per-series work reused between snapshots
+        # Per-series work reused between snapshots; made by the first one, with the document
+        # code, so that start-up does not load what only snapshots need.
+        self._document_cache: DocumentCache | None = None
         self._snapshot_flight: SingleFlight[Snapshot] = SingleFlight(self._snapshot_now)
         self._closed = False
         # Push export (OTLP, console) reads this same reader on its own threads: no extra
@@ -197,6 +198,11 @@ class Pipeline:
         return self.reader.collect_data()
 
     def _snapshot_now(self) -> Snapshot:
+        from otel_perf._document import build_document  # noqa: PLC0415 - see __init__
+        from otel_perf._document_cache import DocumentCache  # noqa: PLC0415
+
+        if self._document_cache is None:
+            self._document_cache = DocumentCache()
         data = self.collect()
         document = build_document(
             data,

@@ -114,7 +114,8 @@ def test_the_version_is_the_packaged_one_without_package_metadata() -> None:
 
 
 def test_configuring_loads_no_exporter_or_prometheus_code() -> None:
-    # The endpoint runs (port 0); Prometheus rendering loads with the first scrape.
+    # The endpoint runs (port 0); Prometheus rendering loads with the first scrape, the
+    # document code with the first snapshot or history sample.
     loaded = _modules_after(
         "import os\nos.environ['METRICS_JSON_PORT'] = '0'\n"
         "import otel_perf\nassert otel_perf.configure().url\notel_perf.shutdown()"
@@ -125,6 +126,8 @@ def test_configuring_loads_no_exporter_or_prometheus_code() -> None:
         "otel_perf._http.prometheus",
         "otel_perf._export.forwarder",
         "opentelemetry.exporter",
+        "otel_perf._document",
+        "otel_perf._extract",
     )
     assert sorted(m for m in loaded if m.startswith(unwanted)) == []
 
