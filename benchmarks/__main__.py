@@ -97,7 +97,7 @@ FULL = Scale(
     request_rounds=12,
     stdio_blocks=12,
     stdio_calls=100,
-    handshakes=9,
+    handshakes=15,
     imports=11,
 )
 
