@@ -22,7 +22,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 
 import otel_perf
-from otel_perf import _pipeline
+from otel_perf import _document, _pipeline
 from otel_perf import _semconv as n
 from otel_perf._export.forwarder import Forwarder
 from otel_perf._http.routes import routes_for
@@ -224,7 +224,7 @@ def _explode_view(*args: object, **kwargs: object) -> None:
     ("where", "target", "replacement"),
     [
         ("the SDK collection", (_pipeline.PullReader, "collect_data"), _explode_collect),
-        ("the JSON view", (_pipeline, "build_document"), _explode_view),
+        ("the JSON view", (_document, "build_document"), _explode_view),
     ],
 )
 def test_a_failing_collection_answers_503_and_recovers(
