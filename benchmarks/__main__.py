@@ -195,6 +195,7 @@ def _sections(scale: Scale) -> dict[str, Callable[[], list[Section]]]:
             stdio_calls=scale.stdio_calls,
             handshakes=scale.handshakes,
             imports=scale.imports,
+            profile_calls=scale.profile_calls // 20,
         ),
         "accuracy": lambda: [
             _accuracy.run(

@@ -23,9 +23,11 @@ children, alternating. Start-up also includes ``import otel_perf`` against
 from __future__ import annotations
 
 import contextlib
+import cProfile
 import gc
 import json
 import os
+import pstats
 import random
 import selectors
 import statistics
@@ -240,6 +242,42 @@ def _in_process(
     finally:
         bare.shutdown()
     return per_call
+
+
+def _profile_shares(kind: str, calls: int) -> dict[str, float]:
+    """Shares (%) of the CPU of ``calls`` instrumented round trips, by cProfile.
+
+    ``own``: self time of functions in otel_perf/; ``record``: the SDK's ``Histogram.record``
+    and everything below it (the one record otel-perf makes per request); ``rest``: the client,
+    the MCP SDK, the event loop. cProfile charges every Python call a fixed cost, which inflates
+    code made of many small calls (otel-perf's and the SDK record's alike).
+    """
+    import anyio
+
+    stats: dict[Any, Any] = {}
+
+    async def main() -> None:
+        server = _instrument(kind, _mcp_servers.build(kind))
+        async with _client(kind, server) as client:
+            for i in range(20):
+                await client.call_tool("echo", {"x": i})
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for i in range(calls):
+                await client.call_tool("echo", {"x": i})
+            profiler.disable()
+            stats.update(pstats.Stats(profiler).stats)  # type: ignore[attr-defined]
+
+    anyio.run(main)
+    total = sum(entry[2] for entry in stats.values()) or 1.0
+    own = sum(entry[2] for (filename, _l, _f), entry in stats.items() if "/otel_perf/" in filename)
+    record = sum(
+        entry[3]
+        for (filename, _l, function), entry in stats.items()
+        if function == "record"
+        and filename.endswith("opentelemetry/sdk/metrics/_internal/instrument.py")
+    )
+    return {"own": 100.0 * own / total, "record": 100.0 * record / total}
 
 
 def _paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
@@ -465,6 +503,7 @@ def run(
     stdio_calls: int,
     handshakes: int,
     imports: int,
+    profile_calls: int,
     kinds: Sequence[str] = tuple(KIND_LABELS),
 ) -> list[Section]:
     path = Section(
@@ -501,11 +540,18 @@ def run(
             if samples[SPANS]:
                 spans = _paired_ratio(samples[SPANS], samples[PLAIN])
                 path.row(f"{label}: SDK spans vs plain", spans, "x")
+            shares = _profile_shares(kind, profile_calls)
+            path.row(f"{label}: profile, otel-perf's own code", shares["own"], "%")
+            path.row(f"{label}: profile, the SDK record", shares["record"], "%")
             path.target(
                 Target(
                     f"otel-perf vs plain, {label} `tools/call` in process",
                     ours,
                     IN_PROCESS_LIMIT,
+                    detail="One bare SDK record in a middleware costs "
+                    f"{_paired_ratio(samples[FLOOR], samples[PLAIN]):.3f}x plain in the same "
+                    f"rounds; by cProfile, of an instrumented round trip {shares['record']:.1f} % "
+                    f"is the SDK record and {shares['own']:.1f} % otel-perf's own code.",
                 )
             )
     finally:
