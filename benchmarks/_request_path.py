@@ -511,7 +511,8 @@ def run(
         "The MCP request path",
         "`tools/call` round trips through an SDK client and an in-memory server, per call "
         f"(process CPU, {calls} calls per variant and round, {rounds} interleaved rounds): plain, "
-        "instrumented by otel-perf, and the SDK's own spans recorded by an SDK `TracerProvider`. "
+        "instrumented by otel-perf, with one bare SDK record in a middleware (the floor of any "
+        "SDK-based design) and with the SDK's own spans recorded by an SDK `TracerProvider`. "
         f"Then a real stdio round trip: blocks of {stdio_calls} calls over the pipes of a child "
         "`python server.py` and a child `otel-perf run -- python server.py`, alternating "
         f"({stdio_blocks} blocks each, wall time). Ratios are medians of per-round ratios.",
