@@ -8,6 +8,7 @@ polling an idle server costs little more than the SDK's own collect.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from operator import is_
 from typing import Any, TypeVar
 
 from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint
@@ -95,7 +96,7 @@ class DocumentCache:
         if (
             entry is None
             or len(entry[0]) != len(parts)
-            or not all(a is b for a, b in zip(entry[0], parts, strict=True))
+            or not all(map(is_, entry[0], parts))  # same objects (map: no Python frame per part)
         ):
             # A changed series usually joins unchanged ones (a tool's error series): their
             # counts at the merge's scale are reused, only the changed part is rescaled.
