@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TextIO
 
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -32,6 +32,7 @@ from opentelemetry.sdk.metrics.export import (
 from otel_perf._export.delta import Baseline, baseline_of, to_delta
 from otel_perf._export.settings import PROTOCOL_GRPC, ExportSettings
 from otel_perf._log import logger
+from otel_perf._stdio import stdout_is_protocol_pipe
 
 Collect = Callable[[], "MetricsData | None"]
 
@@ -235,9 +236,15 @@ def _otlp_exporter(settings: ExportSettings) -> MetricExporter:
     return HttpExporter(endpoint=settings.endpoint, timeout=timeout_s)
 
 
+def console_stream() -> TextIO:
+    """Where the console exporter writes: stderr when stdout is a stdio server's protocol pipe
+    (see :mod:`otel_perf._stdio`), else stdout. Read when the exporter is created, so it is
+    ``sys.stdout``/``sys.stderr`` as they are then, not when the SDK module was imported."""
+    return sys.stderr if stdout_is_protocol_pipe() else sys.stdout
+
+
 def _console_exporter() -> MetricExporter:
-    # sys.stdout as it is now, not as it was when the SDK module was imported (its default).
-    return ConsoleMetricExporter(out=sys.stdout)
+    return ConsoleMetricExporter(out=console_stream())
 
 
 def start_forwarders(
@@ -258,7 +265,8 @@ def start_forwarders(
         target = f"{settings.endpoint} ({settings.protocol})"
         planned.append(("otlp", target, lambda: _otlp_exporter(settings), settings.delta))
     if settings.console:
-        planned.append(("console", "stdout", _console_exporter, False))
+        target = "stderr" if stdout_is_protocol_pipe() else "stdout"
+        planned.append(("console", target, _console_exporter, False))
     forwarders = []
     for name, target, build, delta in planned:
         try:

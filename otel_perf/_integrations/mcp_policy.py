@@ -1,96 +1,252 @@
-"""What the mcp SDK and FastMCP integrations share: error policy, method labels, sessions.
+"""How every MCP integration measures: outcomes, registered tool names, sessions.
 
-Imported only by :mod:`otel_perf.mcp` and :mod:`otel_perf.fastmcp`, after they checked that the
-``mcp`` SDK is installed (FastMCP depends on it), so importing ``mcp`` here is safe.
+This module is the one measurement policy of otel-perf's MCP integrations. It imports no MCP
+SDK: the integrations for mcp 2.x / FastMCP 4.x (:mod:`otel_perf.mcp`, :mod:`otel_perf.fastmcp`)
+and for the older generation (mcp 1.x, FastMCP 3.x) all call it, so a rule changes in one place.
+Exceptions are recognised by shape and class name, never by import.
 
-**Which JSON-RPC errors count as failures.** A request that ends in a JSON-RPC error whose code
-says *the client* got something wrong is recorded without ``error.type``, as the newer MCP
-semantic-convention drafts ask of servers: ``-32700`` parse error, ``-32600`` invalid request,
-``-32601`` method not found, ``-32602`` invalid params (pydantic ``ValidationError`` is how the SDK
-raises it), and ``-32002`` resource not found. The server did its job; counting these as server
-failures would let any client inflate a tool's error rate. Every other code is a failure with the
-code as ``error.type`` (``"-32603"``, ``"-32001"``, ...); any other exception is a failure with its
-class name (``asyncio.CancelledError`` included: a cancelled request did not complete).
+**Outcomes.** Every finished request is one :class:`Outcome`:
+
+- success: ``Outcome()`` (:data:`SUCCESS`);
+- server failure: ``error_type`` set (the ``error.type`` attribute) and, when the answer was a
+  JSON-RPC error, ``status_code`` (``rpc.response.status_code``, the code as a string);
+- client mistake: ``client_error=True``, ``error_type=None`` and a ``status_code``. Unknown tool,
+  invalid or missing arguments, malformed requests and unknown methods are the client's mistake
+  however the SDK answers them (JSON-RPC error or an ``isError`` result); an ``isError`` answer
+  gets the code the specification gives that mistake (``-32602``) so it can be watched.
+  Client mistakes are counted in ``total_requests`` but never in a tool's ``error_types``.
+
+**Error causes.** SDKs wrap a tool's exception, often twice: mcp 2.x ``MCPServer`` raises
+``ToolError("Error executing tool t: ...") from <the tool's ToolError> from <the real cause>``.
+:func:`innermost_cause` follows ``__cause__`` (or the implicit ``__context__`` of an exception
+raised inside an ``except`` block) through every SDK wrapper layer (:data:`WRAPPER_NAMES`) and
+stops at the first exception that is not a wrapper. A wrapper that wraps nothing is its own
+cause, so ``raise ToolError("empty argument")`` reads as ``ToolError``.
+
+**Public API** (typed; nothing here raises into the server):
+
+=====================================  ==========================================================
+``Outcome`` / ``SUCCESS``              frozen result of one request (see above)
+``classify_exception(exc, *, wire)``   the outcome of a request that raised ``exc``; ``wire``
+                                       says whether the SDK answers it as a JSON-RPC error
+                                       (``True``) or folds it into an ``isError`` result
+``classify_result(result)``            the outcome of a request that returned ``result``
+``UNKNOWN_TOOL``                       the outcome of a call to a tool the server does not have
+``innermost_cause(exc)``               see "Error causes"
+``is_argument_error(exc)``             whether ``exc`` says the call's arguments were invalid
+``request_method(method, notif, o)``   the ``mcp.method.name`` to record (unserved -> ``_OTHER``)
+``SPEC_CLIENT_METHODS`` (and ``..._NOTIFICATION_METHODS``)  the specification's client methods
+``tool_name(params)``                  the tool name of a ``tools/call`` (mapping or model)
+``is_error_result(result)``            whether a ``tools/call`` result has ``isError: true``
+``ToolGate``                           registered tool names: ``known(name)``, ``add(name)``,
+                                       ``learn_listing(result)``; unknown names record as ``_OTHER``
+``SessionTracker``                     ``opened(recorder, key, on_close, transport)``; records
+                                       ``mcp.server.session.duration`` when the session ends
+``network_transport(over_http)``       ``"tcp"`` over HTTP, ``"pipe"`` on a stdio server, else
+                                       ``None`` (attribute omitted)
+``record_tool(recorder, ...)``         record one ``tools/call`` with its outcome
+``record_request(recorder, ...)``      record any other request or notification
+=====================================  ==========================================================
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import weakref
-from collections.abc import Mapping
-from typing import Any, Final
-
-from mcp.shared.exceptions import MCPError
-from pydantic import ValidationError
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
 from otel_perf import _semconv as n
+from otel_perf import _state
 from otel_perf._log import warn_once
-from otel_perf._recorder import Recorder
+from otel_perf._stdio import stdout_is_protocol_pipe
 
-#: JSON-RPC codes that are the client's fault; see the module docstring.
-CLIENT_ERROR_CODES: Final = frozenset({-32700, -32600, -32601, -32602, -32002})
+if TYPE_CHECKING:
+    from otel_perf._recorder import Recorder
+
+__all__ = [
+    "CLIENT_ERROR_CODES",
+    "SPEC_CLIENT_METHODS",
+    "SPEC_CLIENT_NOTIFICATION_METHODS",
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "SUCCESS",
+    "TOOL_ERROR",
+    "UNKNOWN_TOOL",
+    "WRAPPER_NAMES",
+    "Outcome",
+    "SessionTracker",
+    "ToolGate",
+    "classify_exception",
+    "classify_result",
+    "innermost_cause",
+    "is_argument_error",
+    "is_error_result",
+    "network_transport",
+    "record_request",
+    "record_tool",
+    "request_method",
+    "resolve_recorder",
+    "tool_name",
+]
+
+PARSE_ERROR: Final = -32700
+INVALID_REQUEST: Final = -32600
 METHOD_NOT_FOUND: Final = -32601
+INVALID_PARAMS: Final = -32602
+INTERNAL_ERROR: Final = -32603
+RESOURCE_NOT_FOUND: Final = -32002
 
-#: ``error.type`` of a ``tools/call`` whose result has ``isError: true`` and whose exception the
-#: SDK did not let us see (the semantic conventions' value).
+#: JSON-RPC codes that say the *client* got something wrong: parse error, invalid request,
+#: method not found, invalid params, resource not found.
+CLIENT_ERROR_CODES: Final = frozenset(
+    {PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, RESOURCE_NOT_FOUND}
+)
+
+#: ``error.type`` of an ``isError`` result whose exception no hook let us see (the semantic
+#: conventions' value).
 TOOL_ERROR: Final = "tool_error"
 
+#: Class names of SDK exceptions that wrap another one: mcp's ``ToolError`` /
+#: ``UnexpectedToolError`` / ``ResourceError`` / ``MCPError`` (``McpError`` in 1.x), FastMCP's
+#: ``ToolError`` / ``ResourceError`` / ``PromptError`` / ``FastMCPError``.
+WRAPPER_NAMES: Final = frozenset(
+    {
+        "ToolError",
+        "UnexpectedToolError",
+        "ResourceError",
+        "UnexpectedResourceError",
+        "PromptError",
+        "FastMCPError",
+        "MCPError",
+        "McpError",
+    }
+)
 
-def _spec_methods() -> tuple[frozenset[str], frozenset[str]]:
-    # Public (listed in ``__all__``) in mcp-types 2.3; a future rename only loses the filter.
-    try:
-        from mcp_types import methods  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - depends on the installed mcp-types
-        return frozenset(), frozenset()
-    requests: frozenset[str] = getattr(methods, "SPEC_CLIENT_METHODS", frozenset())
-    notifications: frozenset[str] = getattr(
-        methods, "SPEC_CLIENT_NOTIFICATION_METHODS", frozenset()
-    )
-    return frozenset(requests), frozenset(notifications)
+#: Class names that mean "no such tool / resource / prompt" (FastMCP raises them).
+_NOT_FOUND_NAMES: Final = frozenset({"NotFoundError", "DisabledError"})
 
+#: How deep :func:`innermost_cause` looks; a cause chain is never this long in practice, and a
+#: cycle (possible with ``__context__``) must not loop.
+_MAX_DEPTH: Final = 32
 
-SPEC_CLIENT_METHODS, SPEC_CLIENT_NOTIFICATION_METHODS = _spec_methods()
-
-
-def error_type(exc: BaseException) -> str | None:
-    """``error.type`` of a request that raised ``exc``; ``None``: not a server failure."""
-    if isinstance(exc, MCPError):
-        code = exc.error.code
-        return None if code in CLIENT_ERROR_CODES else str(code)
-    if isinstance(exc, ValidationError):  # the SDK answers it with -32602 invalid params
-        return None
-    if isinstance(exc, asyncio.CancelledError):
-        return "CancelledError"
-    return type(exc).__name__
+#: The recorder for this request: ``None`` when metrics are off (then do nothing).
+resolve_recorder = _state.active_recorder
 
 
-def tool_error_type(exc: BaseException) -> str | None:
-    """Like :func:`error_type`, but a tool-error wrapper reports the exception it wraps.
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one request ended. ``Outcome()`` is a success."""
 
-    Both SDKs wrap a crashing tool in a ``ToolError`` whose ``__cause__`` is the original
-    exception; that class is the useful ``error.type``. A ``ToolError`` the tool raised itself
-    (no cause) stays ``ToolError``.
-    """
+    error_type: str | None = None
+    """``error.type``: the server failed. ``None``: it did not."""
+    status_code: str | None = None
+    """``rpc.response.status_code``: the JSON-RPC error code (as a string) of the answer."""
+    client_error: bool = False
+    """The client got it wrong (unknown tool, bad arguments, ...): not a server failure."""
+
+
+SUCCESS: Final = Outcome()
+UNKNOWN_TOOL: Final = Outcome(status_code=str(INVALID_PARAMS), client_error=True)
+_INVALID_PARAMS: Final = UNKNOWN_TOOL
+_CANCELLED: Final = Outcome(error_type="CancelledError")
+
+
+def _is_wrapper(exc: BaseException) -> bool:
+    return any(cls.__name__ in WRAPPER_NAMES for cls in type(exc).__mro__[:-2])
+
+
+def _wrapped(exc: BaseException) -> BaseException | None:
     cause = exc.__cause__
-    if cause is not None and type(exc).__name__ in ("ToolError", "UnexpectedToolError"):
-        return type(cause).__name__
-    return error_type(exc)
+    if cause is None and not exc.__suppress_context__:
+        cause = exc.__context__
+    return cause
 
 
-def request_method(method: object, is_notification: bool, exc: BaseException | None) -> object:
-    """The ``mcp.method.name`` to record, folding methods nobody serves into ``_OTHER``.
+def innermost_cause(exc: BaseException) -> BaseException:
+    """The exception an SDK wrapper chain stands for (see the module docstring)."""
+    current = exc
+    for _ in range(_MAX_DEPTH):
+        if not _is_wrapper(current):
+            return current
+        inner = _wrapped(current)
+        if inner is None:
+            return current
+        current = inner
+    return current
 
-    A client can send any method string; recording it verbatim would let it grow the metric's
-    series without bound. Requests answered with "method not found" and notifications outside
-    the specification are recorded as ``_OTHER``.
+
+def _json_rpc_code(exc: BaseException) -> int | None:
+    # mcp's MCPError (1.x: McpError) carries ``error: ErrorData(code, message, data)``.
+    code = getattr(getattr(exc, "error", None), "code", None)
+    return code if type(code) is int else None
+
+
+def _is_pydantic_validation_error(exc: BaseException | None) -> bool:
+    if exc is None:
+        return False
+    return any(
+        cls.__name__ == "ValidationError" and cls.__module__.startswith("pydantic")
+        for cls in type(exc).__mro__
+    )
+
+
+def is_argument_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is how an SDK says a call's arguments failed validation.
+
+    - pydantic's ``ValidationError`` itself (the SDK validating request params);
+    - an mcp ``ToolError`` (not ``UnexpectedToolError``) whose direct ``__cause__`` is a pydantic
+      ``ValidationError``: how ``MCPServer`` (2.x) and mcp 1.x's ``FastMCP`` report arguments
+      that do not match the tool's input schema;
+    - FastMCP's ``fastmcp.exceptions.ValidationError``.
+
+    A tool that itself raises a pydantic error (parsing an upstream answer, say) is a crash the
+    SDK wraps in ``UnexpectedToolError``, or a deliberate ``ToolError`` the SDK wraps again, so it
+    is not mistaken for the client's fault.
     """
-    if is_notification:
-        if method in SPEC_CLIENT_NOTIFICATION_METHODS or not SPEC_CLIENT_NOTIFICATION_METHODS:
-            return method
-        return n.OTHER
-    if isinstance(exc, MCPError) and exc.error.code == METHOD_NOT_FOUND:
-        return method if method in SPEC_CLIENT_METHODS else n.OTHER
-    return method
+    if _is_pydantic_validation_error(exc):
+        return True
+    cls = type(exc)
+    if cls.__name__ == "ValidationError" and cls.__module__.startswith("fastmcp"):
+        return True
+    return cls.__name__ == "ToolError" and _is_pydantic_validation_error(exc.__cause__)
+
+
+def classify_exception(exc: BaseException, *, wire: bool) -> Outcome:
+    """The outcome of a request that raised ``exc`` (see the module docstring).
+
+    ``wire=True``: the SDK answers ``exc`` as a JSON-RPC error, so the outcome carries its code
+    (``-32603`` for anything that is not an MCP error). ``wire=False``: the SDK folds it into an
+    ``isError`` result (a status code is then given only to client mistakes).
+    """
+    try:
+        if isinstance(exc, asyncio.CancelledError):
+            return _CANCELLED
+        code = _json_rpc_code(exc)
+        if code is not None:
+            status = str(code)
+            if code in CLIENT_ERROR_CODES:
+                return Outcome(status_code=status, client_error=True)
+            inner = innermost_cause(exc)
+            error = status if inner is exc else type(inner).__name__
+            return Outcome(error_type=error, status_code=status)
+        if is_argument_error(exc) or type(exc).__name__ in _NOT_FOUND_NAMES:
+            return _INVALID_PARAMS
+        error = type(innermost_cause(exc)).__name__
+        return Outcome(error_type=error, status_code=str(INTERNAL_ERROR) if wire else None)
+    except Exception:  # a hostile exception object must not break the server
+        return Outcome(error_type=n.OTHER)
+
+
+_TOOL_ERROR_OUTCOME: Final = Outcome(error_type=TOOL_ERROR)
+
+
+def classify_result(result: object) -> Outcome:
+    """The outcome of a ``tools/call`` that returned ``result``: ``isError`` is a failure."""
+    return _TOOL_ERROR_OUTCOME if is_error_result(result) else SUCCESS
 
 
 def tool_name(params: object) -> object:
@@ -104,45 +260,191 @@ def is_error_result(result: object) -> bool:
     """Whether a ``tools/call`` result reports a tool error (``isError: true``)."""
     if isinstance(result, Mapping):
         return result.get("isError") is True
-    return getattr(result, "is_error", False) is True
+    return getattr(result, "is_error", None) is True or getattr(result, "isError", None) is True
 
 
-class SessionCounter:
-    """Counts handshake sessions: +1 after a successful ``initialize``, -1 when it closes.
+def _spec_methods() -> tuple[frozenset[str], frozenset[str]]:
+    # mcp 2.x lists them publicly in mcp-types; older SDKs get the 2025-11-25 lists below.
+    try:
+        from mcp_types import methods  # noqa: PLC0415
+    except ImportError:
+        return _FALLBACK_REQUESTS, _FALLBACK_NOTIFICATIONS
+    requests = getattr(methods, "SPEC_CLIENT_METHODS", None)
+    notifications = getattr(methods, "SPEC_CLIENT_NOTIFICATION_METHODS", None)
+    return (
+        frozenset(requests) if requests else _FALLBACK_REQUESTS,
+        frozenset(notifications) if notifications else _FALLBACK_NOTIFICATIONS,
+    )
 
-    mcp 2.x has no public session lifecycle hook. The per-connection object
-    (``mcp.server.connection.Connection``) has a documented ``exit_stack`` that the SDK unwinds
-    when the connection ends (client EOF, HTTP DELETE, idle timeout, crash, shutdown), but it is
-    reachable from a request only through the **private** ``session._connection`` — the same
-    path FastMCP itself uses. If a future SDK moves it, sessions are not measured (one warning);
-    requests and tools are still measured and the server is untouched.
+
+_FALLBACK_REQUESTS: Final = frozenset(
+    {
+        "initialize",
+        "ping",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "tasks/get",
+        "tasks/result",
+        "tasks/list",
+        "tasks/cancel",
+    }
+)
+_FALLBACK_NOTIFICATIONS: Final = frozenset(
+    {
+        "notifications/initialized",
+        "notifications/cancelled",
+        "notifications/progress",
+        "notifications/roots/list_changed",
+        "notifications/tasks/status",
+    }
+)
+
+SPEC_CLIENT_METHODS, SPEC_CLIENT_NOTIFICATION_METHODS = _spec_methods()
+
+
+def request_method(method: object, is_notification: bool, outcome: Outcome) -> object:
+    """The ``mcp.method.name`` to record, folding methods nobody serves into ``_OTHER``.
+
+    A client can send any method string; recording it verbatim would let it grow the metric's
+    series without bound. A request answered "method not found" whose method is not one of
+    :data:`SPEC_CLIENT_METHODS`, and a notification outside
+    :data:`SPEC_CLIENT_NOTIFICATION_METHODS`, record as ``_OTHER``.
+    """
+    if is_notification:
+        return method if method in SPEC_CLIENT_NOTIFICATION_METHODS else n.OTHER
+    if outcome.status_code == _METHOD_NOT_FOUND_STR and method not in SPEC_CLIENT_METHODS:
+        return n.OTHER
+    return method
+
+
+_METHOD_NOT_FOUND_STR: Final = str(METHOD_NOT_FOUND)
+
+
+class ToolGate:
+    """Which tool names the server has registered; only those become ``gen_ai.tool.name``.
+
+    A name is known once ``lookup(name)`` (the SDK's own registry, when the integration has one)
+    says so, once it appeared in a ``tools/list`` answer (:meth:`learn_listing`), or once the
+    integration saw the SDK run it (:meth:`add`). Tools registered at run time are picked up the
+    same ways. Every other name records as ``_OTHER``, so made-up names from a client can never
+    take the place of real tools under ``METRICS_MAX_TOOLS``.
+
+    The known set is bounded by :data:`MAX_KNOWN` (a server with more registered tools than that
+    has its extra ones counted under ``_OTHER``).
+    """
+
+    MAX_KNOWN: Final = 100_000
+
+    def __init__(self, lookup: Callable[[str], bool] | None = None) -> None:
+        self._known: set[str] = set()
+        self._lookup = lookup
+
+    def known(self, name: object) -> bool:
+        """Whether ``name`` is a registered tool (one set lookup for names seen before)."""
+        if name in self._known:
+            return True
+        if type(name) is not str or self._lookup is None:
+            return False
+        try:
+            found = self._lookup(name)
+        except Exception as exc:
+            warn_once(
+                "mcp-tool-lookup",
+                "otel-perf: the server's tool lookup failed (%s); tools are learned from "
+                "tools/list answers only",
+                type(exc).__name__,
+            )
+            self._lookup = None
+            return False
+        if found:
+            self.add(name)
+        return bool(found)
+
+    def resolve(self, name: object) -> object:
+        """``name`` if it is a registered tool, else ``_OTHER``."""
+        return name if self.known(name) else n.OTHER
+
+    def add(self, name: object) -> None:
+        """Mark ``name`` as registered (the SDK found and ran it)."""
+        if type(name) is str and len(self._known) < self.MAX_KNOWN:
+            self._known.add(name)
+
+    def learn_listing(self, result: object) -> None:
+        """Add every tool name of a ``tools/list`` result (a mapping or a typed model)."""
+        try:
+            tools = result.get("tools") if isinstance(result, Mapping) else None
+            if tools is None:
+                tools = getattr(result, "tools", None)
+            if tools is None and isinstance(result, (list, tuple)):
+                tools = result  # FastMCP hands its middleware the list of Tool objects
+            for tool in tools or ():
+                self.add(tool.get("name") if isinstance(tool, Mapping) else getattr(tool, "name", None))
+        except Exception as exc:
+            warn_once(
+                "mcp-tool-listing",
+                "otel-perf: could not read tool names from a tools/list answer (%s)",
+                type(exc).__name__,
+            )
+
+
+def network_transport(over_http: bool) -> str | None:
+    """``network.transport`` of a request: ``"tcp"`` over HTTP; ``"pipe"`` when this process's
+    stdout is its stdio protocol pipe (see :mod:`otel_perf._stdio`); else ``None`` (omitted)."""
+    if over_http:
+        return "tcp"
+    return "pipe" if stdout_is_protocol_pipe() else None
+
+
+class SessionTracker:
+    """Handshake sessions: open count and ``mcp.server.session.duration`` when each ends.
+
+    The integration calls :meth:`opened` after a successful ``initialize`` with the object that
+    lives as long as the connection (``key``, held weakly; a repeated ``initialize`` on it is one
+    session) and ``on_close``, a function that registers a callback the SDK runs once when the
+    connection ends. If registering fails, the session is not counted (one warning).
     """
 
     def __init__(self) -> None:
-        # Connections already counted: a repeated ``initialize`` on one connection is one session.
         self._counted: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
 
-    def opened(self, recorder: Recorder, session: object) -> None:
-        """Count the session of ``session`` (a ``ServerSession``) until its connection ends."""
+    def opened(
+        self,
+        recorder: Recorder,
+        key: object,
+        on_close: Callable[[Callable[[], None]], object],
+        transport: str | None = None,
+    ) -> None:
+        """Count one session open until ``on_close`` fires; never raises."""
         try:
-            connection = getattr(session, "_connection", None)
-            register = getattr(getattr(connection, "exit_stack", None), "callback", None)
-            if connection is None or not callable(register):
-                warn_once(
-                    "mcp-sessions",
-                    "otel-perf: this mcp SDK version does not expose the connection of a session "
-                    "(session._connection.exit_stack); active sessions are not measured. "
-                    "Requests and tool calls still are.",
-                )
-                return
-            if connection in self._counted:
-                return
-            self._counted.add(connection)
+            with self._lock:
+                if key in self._counted:
+                    return
+                self._counted.add(key)
+            start = time.monotonic()
+            done = False
+
+            def closed() -> None:
+                nonlocal done
+                if done:
+                    return
+                done = True
+                recorder.session_finished(time.monotonic() - start, transport)
+
             recorder.session_started()
             try:
-                register(recorder.session_finished)
+                on_close(closed)
             except Exception:
-                recorder.session_finished()
+                closed()
                 raise
         except Exception as exc:
             warn_once(
@@ -151,3 +453,21 @@ class SessionCounter:
                 "undercounted",
                 type(exc).__name__,
             )
+
+
+def record_tool(
+    recorder: Recorder, name: object, seconds: float, outcome: Outcome, transport: str | None
+) -> None:
+    """Record one finished ``tools/call`` of tool ``name`` (already gated by :class:`ToolGate`)."""
+    recorder.record_mcp_tool(
+        name, seconds, outcome.error_type, outcome.status_code, outcome.client_error, transport
+    )
+
+
+def record_request(
+    recorder: Recorder, method: object, seconds: float, outcome: Outcome, transport: str | None
+) -> None:
+    """Record one finished request or notification other than ``tools/call``."""
+    recorder.record_mcp_request(
+        method, seconds, outcome.error_type, outcome.status_code, outcome.client_error, transport
+    )
