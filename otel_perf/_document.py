@@ -31,17 +31,22 @@ def _series_entry(
     window: Hist,
     key: Hashable = None,
     cache: DocumentCache | None = None,
+    with_client_errors: bool = False,
 ) -> dict[str, Any]:
+    served = totals.total - totals.client_errors  # calls the server did (or failed to do)
+    successful = served - totals.failed
     entry: dict[str, Any] = {
         name_key: name,
         "total_calls": totals.total,
-        "successful_calls": totals.total - totals.failed,
+        "successful_calls": successful,
         "failed_calls": totals.failed,
-        "success_rate": _percent(totals.total - totals.failed, totals.total),
     }
-    if window.count == 0 and totals.total and not totals.hist_parts:
+    if with_client_errors:
+        entry["client_errors"] = totals.client_errors
+    entry["success_rate"] = _percent(successful, served)
+    if window.count == 0 and served and not totals.hist_parts:
         # Points without exponential buckets (another exporter's View): only the mean is known.
-        mean = totals.sum_seconds / totals.total
+        mean = totals.sum_seconds / served
         entry.update(
             latency_fields(
                 Hist(
@@ -77,7 +82,9 @@ def render(
     for name, totals in sorted(extracted.tools.items()):
         key = ("tool", name)
         window = windows.get(key, EMPTY)
-        tool_metrics[name] = _series_entry("tool_name", name, totals, window, key, cache)
+        tool_metrics[name] = _series_entry(
+            "tool_name", name, totals, window, key, cache, with_client_errors=True
+        )
     cache_metrics = {
         name: {
             "cache_name": name,

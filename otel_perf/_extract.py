@@ -34,14 +34,27 @@ class SeriesTotals:
 
     total: int = 0
     failed: int = 0
+    client_errors: int = 0
+    """Calls the client got wrong (status code, no ``error.type``): not success, not failure."""
     error_types: dict[str, int] = field(default_factory=dict)
     hist_parts: list[Hist] = field(default_factory=list)
     sum_seconds: float = 0.0  # for series without exponential buckets
     input_tokens: int = 0
     output_tokens: int = 0
 
-    def add(self, count: int, error_type: str | None, hist: Hist | None, total_sum: float) -> None:
+    def add(
+        self,
+        count: int,
+        error_type: str | None,
+        hist: Hist | None,
+        total_sum: float,
+        client_error: bool = False,
+    ) -> None:
         self.total += count
+        if client_error:
+            # Counted, but kept out of the latency statistics: a rejected call did no work.
+            self.client_errors += count
+            return
         self.sum_seconds += total_sum
         if error_type is not None:
             self.failed += count
@@ -138,13 +151,20 @@ def extract(data: MetricsData | None, cache: DocumentCache | None = None) -> Ext
     return out
 
 
-def _tool_labels(attributes: Attributes) -> tuple[str, str | None] | None:
-    """(tool, error type) of a duration series; ``None`` for requests other than tools/call."""
+def _tool_labels(attributes: Attributes) -> tuple[str, str | None, bool] | None:
+    """(tool, error type, client mistake) of a duration series; ``None`` for requests other
+    than tools/call. A client mistake has ``rpc.response.status_code`` and no ``error.type``."""
     overflow = bool(attributes and attributes.get(n.SDK_OVERFLOW_ATTRIBUTE))
     method = attributes.get(n.MCP_METHOD_NAME) if attributes else None
     if method != n.METHOD_TOOLS_CALL and not overflow:
         return None
-    return _label(attributes, n.GEN_AI_TOOL_NAME, n.UNKNOWN), _error_type(attributes)
+    error_type = _error_type(attributes)
+    client_error = (
+        error_type is None
+        and attributes is not None
+        and attributes.get(n.RPC_RESPONSE_STATUS_CODE) is not None
+    )
+    return _label(attributes, n.GEN_AI_TOOL_NAME, n.UNKNOWN), error_type, client_error
 
 
 def _on_mcp_duration(out: Extracted, point: object) -> None:
@@ -152,11 +172,11 @@ def _on_mcp_duration(out: Extracted, point: object) -> None:
     out.total_requests += count
     if labels is None:
         return
-    tool, error_type = labels
+    tool, error_type, client_error = labels
     totals = out.tools.get(tool)
     if totals is None:
         totals = out.tools[tool] = SeriesTotals()
-    totals.add(count, error_type, hist, total_sum)
+    totals.add(count, error_type, hist, total_sum, client_error)
 
 
 def _provider_labels(attributes: Attributes) -> tuple[str, str, str | None]:

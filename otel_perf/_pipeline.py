@@ -29,7 +29,7 @@ from otel_perf._guard import state as guard_state
 from otel_perf._integrations import lru_cache_sources as _cache_sources
 from otel_perf._json import to_json_bytes
 from otel_perf._log import logger
-from otel_perf._recorder import Recorder
+from otel_perf._recorder import Recorder, cardinality_limits
 from otel_perf._settings import Settings
 from otel_perf._singleflight import SingleFlight
 from otel_perf._version import __version__
@@ -93,21 +93,19 @@ def _views(settings: Settings) -> list[View]:
     exponential = ExponentialBucketHistogramAggregation(
         max_size=settings.histogram_buckets, max_scale=n.EXPONENTIAL_MAX_SCALE
     )
-    # Room for every kept tool with its success series and a few error series before the SDK's
-    # own overflow point is used (which the JSON view reports under "_OTHER" too).
-    tool_limit = max(2000, 4 * (settings.max_tools + 1))
-    provider_limit = max(2000, 4 * (settings.max_providers + settings.max_models + 1))
+    # Every instrument's cardinality limit is sized from otel-perf's own caps (see
+    # cardinality_limits): names fold into "_OTHER" before the SDK's overflow series, which
+    # carries no error.type, is ever used. The SDK also takes the instrument's lock for an
+    # overflowing record, so overflow would make record calls wait for a running collection.
+    limits = cardinality_limits(settings)
+    exponential_instruments = {n.MCP_SERVER_OPERATION_DURATION, n.GEN_AI_CLIENT_OPERATION_DURATION}
     return [
         View(
-            instrument_name=n.MCP_SERVER_OPERATION_DURATION,
-            aggregation=exponential,
-            aggregation_cardinality_limit=tool_limit,
-        ),
-        View(
-            instrument_name=n.GEN_AI_CLIENT_OPERATION_DURATION,
-            aggregation=exponential,
-            aggregation_cardinality_limit=provider_limit,
-        ),
+            instrument_name=name,
+            aggregation=exponential if name in exponential_instruments else None,
+            aggregation_cardinality_limit=limit,
+        )
+        for name, limit in limits.items()
     ]
 
 

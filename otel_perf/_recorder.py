@@ -29,6 +29,10 @@ from otel_perf._settings import Settings
 
 Attrs = dict[str, str]
 
+#: Bound on the cached MCP attribute dicts (each cached one is a distinct, unfolded series, so
+#: the caps already bound them; this only guards against a pathological mix).
+_MAX_CACHED_MCP_SERIES: Final = 1 << 20
+
 #: Durations above this (one day) are clamped to it: a larger value is certainly a caller bug,
 #: and one absurd value would force the exponential histogram to a coarser scale.
 MAX_DURATION_SECONDS: Final = 86_400.0
@@ -49,7 +53,14 @@ _MAX_OPERATIONS: Final = 16
 
 #: MCP method names (``tools/list``, ``initialize``, custom ones) are few by nature too; the
 #: integrations already fold unknown methods into ``_OTHER``, this caps whatever is left.
-_MAX_METHODS: Final = 64
+MAX_METHODS: Final = 64
+
+#: Distinct ``rpc.response.status_code`` values kept (the five client-mistake codes, ``-32603``
+#: and the few a server raises itself); a tool raising ever-new codes folds into ``_OTHER``.
+MAX_STATUS_CODES: Final = 16
+
+#: ``network.transport`` values: absent, ``pipe``, ``tcp`` (never taken from the client).
+TRANSPORT_VALUES: Final = 3
 
 
 def warn_dropped(kind: str, exc: BaseException) -> None:
@@ -120,6 +131,12 @@ class Recorder:
             unit=n.UNIT_REJECTIONS,
             description="Values refused by a cache because they were too large",
         )
+        self._session_duration = meter.create_histogram(
+            n.MCP_SERVER_SESSION_DURATION,
+            unit=n.UNIT_SECONDS,
+            description="Duration of MCP handshake sessions, recorded when each ends",
+            explicit_bucket_boundaries_advisory=n.MCP_DURATION_BUCKETS,
+        )
         meter.create_observable_up_down_counter(
             n.ACTIVE_SESSIONS,
             callbacks=[self._observe_sessions],
@@ -163,8 +180,13 @@ class Recorder:
         self._caches = NameRegistry("cache", settings.max_caches)
         self._error_types = NameRegistry("error type", settings.max_error_types)
         self._operations = NameRegistry("operation", _MAX_OPERATIONS)
-        self._methods = NameRegistry("MCP method", _MAX_METHODS)
+        self._methods = NameRegistry("MCP method", MAX_METHODS)
+        self._status_codes = NameRegistry("JSON-RPC status code", MAX_STATUS_CODES)
         self._request_attrs: dict[tuple[object, object], Attrs] = {}
+        #: MCP integration series: (method or tool, error, status, transport) -> attributes.
+        self._mcp_tool_attrs: dict[tuple[object, object, object, object], Attrs] = {}
+        self._mcp_request_attrs: dict[tuple[object, object, object, object], Attrs] = {}
+        self._session_attrs: dict[object, Attrs] = {}
 
         # Attribute dicts, built once per series and never mutated afterwards.
         self._tool_ok: dict[object, Attrs] = {}
@@ -217,6 +239,7 @@ class Recorder:
             if attrs is None:
                 attrs = {
                     n.MCP_METHOD_NAME: n.METHOD_TOOLS_CALL,
+                    n.GEN_AI_OPERATION_NAME: n.OPERATION_EXECUTE_TOOL,
                     n.GEN_AI_TOOL_NAME: self._tools.resolve(raw_name),
                 }
                 if _cacheable(raw_name) and attrs[n.GEN_AI_TOOL_NAME] == raw_name:
@@ -230,6 +253,7 @@ class Recorder:
             error = self._error_types.resolve(raw_error)
             attrs = {
                 n.MCP_METHOD_NAME: n.METHOD_TOOLS_CALL,
+                n.GEN_AI_OPERATION_NAME: n.OPERATION_EXECUTE_TOOL,
                 n.GEN_AI_TOOL_NAME: tool,
                 n.ERROR_TYPE: error,
             }
@@ -353,6 +377,96 @@ class Recorder:
                 return
         self.record_tool_seconds(name, seconds, error_type)
 
+    # --- MCP integrations ----------------------------------------------------------------------
+
+    def record_mcp_tool(
+        self,
+        name: object,
+        seconds: float,
+        error_type: object | None,
+        status_code: object | None,
+        transport: str | None,
+    ) -> None:
+        """Record one ``tools/call`` seen by an MCP integration.
+
+        ``error_type`` set: the server failed. ``status_code`` without ``error_type``: the
+        client's mistake (see :mod:`otel_perf._integrations.mcp_policy`). Both ``None``: success.
+        The attribute dict of each series is built once and reused: after the first call of a
+        series this is one tuple, one dict lookup and one SDK record.
+        """
+        try:
+            key = (name, error_type, status_code, transport)
+            attrs = self._mcp_tool_attrs.get(key)
+            if attrs is None:
+                attrs = self._mcp_series(key, n.METHOD_TOOLS_CALL, self._mcp_tool_attrs)
+            if 0.0 <= seconds <= MAX_DURATION_SECONDS:
+                self._tool_duration.record(seconds, attrs)
+                return
+            value = clean_seconds(seconds, "tool")
+            if value is not None:
+                self._tool_duration.record(value, attrs)
+        except Exception as exc:
+            warn_dropped("tool", exc)
+
+    def record_mcp_request(
+        self,
+        method: object,
+        seconds: float,
+        error_type: object | None,
+        status_code: object | None,
+        transport: str | None,
+    ) -> None:
+        """Record one MCP request or notification other than ``tools/call``; see
+        :meth:`record_mcp_tool` for the meaning of the arguments."""
+        try:
+            key = (method, error_type, status_code, transport)
+            attrs = self._mcp_request_attrs.get(key)
+            if attrs is None:
+                attrs = self._mcp_series(key, None, self._mcp_request_attrs)
+            if 0.0 <= seconds <= MAX_DURATION_SECONDS:
+                self._tool_duration.record(seconds, attrs)
+                return
+            value = clean_seconds(seconds, "request")
+            if value is not None:
+                self._tool_duration.record(value, attrs)
+        except Exception as exc:
+            warn_dropped("request", exc)
+
+    def _mcp_series(
+        self,
+        key: tuple[object, object, object, object],
+        tool_call: str | None,
+        table: dict[tuple[object, object, object, object], Attrs],
+    ) -> Attrs:
+        """Build (and cache, when nothing was folded) the attributes of one MCP series."""
+        raw_name, raw_error, raw_status, transport = key
+        attrs: Attrs
+        if tool_call is not None:
+            name = self._tools.resolve(raw_name)
+            attrs = {
+                n.MCP_METHOD_NAME: tool_call,
+                n.GEN_AI_OPERATION_NAME: n.OPERATION_EXECUTE_TOOL,
+                n.GEN_AI_TOOL_NAME: name,
+            }
+        else:
+            name = self._methods.resolve(raw_name)
+            attrs = {n.MCP_METHOD_NAME: name}
+        folded = name != raw_name
+        if raw_error is not None:
+            error = self._error_types.resolve(raw_error)
+            attrs[n.ERROR_TYPE] = error
+            folded = folded or error != raw_error
+        if raw_status is not None:
+            status = self._status_codes.resolve(raw_status)
+            attrs[n.RPC_RESPONSE_STATUS_CODE] = status
+            folded = folded or status != raw_status
+        if transport is not None:
+            attrs[n.NETWORK_TRANSPORT] = str(transport)
+        cacheable = all(part is None or _cacheable(part) for part in key)
+        if cacheable and not folded and len(table) < _MAX_CACHED_MCP_SERIES:
+            table[key] = attrs
+        return attrs
+
     # --- providers -----------------------------------------------------------------------------
 
     def record_provider_seconds(
@@ -447,8 +561,23 @@ class Recorder:
     def session_started(self) -> None:
         next(self._sessions_started)
 
-    def session_finished(self) -> None:
+    def session_finished(self, seconds: float | None = None, transport: str | None = None) -> None:
+        """One session ended; with ``seconds``, its duration goes to
+        ``mcp.server.session.duration`` (with ``network.transport`` when known)."""
         next(self._sessions_finished)
+        if seconds is None:
+            return
+        try:
+            attrs = self._session_attrs.get(transport)
+            if attrs is None:
+                attrs = {} if transport is None else {n.NETWORK_TRANSPORT: str(transport)}
+                if len(self._session_attrs) < TRANSPORT_VALUES:
+                    self._session_attrs[transport] = attrs
+            value = clean_seconds(seconds, "session")
+            if value is not None:
+                self._session_duration.record(value, attrs)
+        except Exception as exc:
+            warn_dropped("session", exc)
 
     @property
     def open_sessions(self) -> int:
@@ -477,6 +606,7 @@ class Recorder:
             self._error_types,
             self._operations,
             self._methods,
+            self._status_codes,
         ):
             registry.after_fork()
 
@@ -501,6 +631,37 @@ class Recorder:
         return max(started - finished, 0)
 
 
+def cardinality_limits(settings: Settings) -> dict[str, int]:
+    """The SDK's per-instrument cardinality limit for each instrument, sized from the caps.
+
+    Each limit is the largest number of distinct attribute sets the recorder can produce for
+    that instrument, given ``METRICS_MAX_*`` and the fixed caps above: every bounded name folds
+    into ``_OTHER`` *before* the SDK would overflow, so the SDK's overflow series (which has no
+    ``error.type``, and would turn failures into successes) is never used. The SDK only
+    allocates a series when it is recorded, so a large limit costs nothing by itself.
+    """
+    errors = settings.max_error_types + 1  # + _OTHER
+    statuses = MAX_STATUS_CODES + 1
+    # per tool or method: success, failure (error type x (no code | a code)), client mistake (code)
+    outcomes = 1 + errors * (statuses + 1) + statuses
+    tools = settings.max_tools + 1
+    methods = MAX_METHODS + 1
+    mcp = (tools + methods) * outcomes * TRANSPORT_VALUES
+    # the origin API's tool series (no status code, no transport) share the instrument
+    mcp += tools * (1 + errors)
+    providers = (settings.max_providers + 1) * (settings.max_models + 2) * (_MAX_OPERATIONS + 2)
+    caches = settings.max_caches + 1
+    return {
+        n.MCP_SERVER_OPERATION_DURATION: mcp,
+        n.GEN_AI_CLIENT_OPERATION_DURATION: providers * (1 + errors),
+        n.GEN_AI_CLIENT_TOKEN_USAGE: providers * 2,
+        n.CACHE_REQUESTS: caches * 2,
+        n.CACHE_EVICTIONS: caches,
+        n.CACHE_SIZE_REJECTIONS: caches,
+        n.MCP_SERVER_SESSION_DURATION: TRANSPORT_VALUES,
+    }
+
+
 def _gauge_value(count: object, what: str) -> int | None:
     try:
         value: int = int(count)  # type: ignore[call-overload]
@@ -519,7 +680,11 @@ def _gauge_value(count: object, what: str) -> int | None:
 __all__ = [
     "MAX_COUNT_VALUE",
     "MAX_DURATION_SECONDS",
+    "MAX_METHODS",
+    "MAX_STATUS_CODES",
+    "TRANSPORT_VALUES",
     "Recorder",
+    "cardinality_limits",
     "clean_seconds",
     "warn_dropped",
 ]

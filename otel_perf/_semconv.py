@@ -3,7 +3,9 @@
 Names follow the OpenTelemetry semantic conventions where one exists:
 
 - MCP (semconv v1.39, "Development"): ``mcp.server.operation.duration`` with
-  ``mcp.method.name``, ``gen_ai.tool.name`` and ``error.type``.
+  ``mcp.method.name``, ``gen_ai.tool.name`` and ``gen_ai.operation.name="execute_tool"`` (on
+  ``tools/call``), ``error.type``, ``rpc.response.status_code`` and ``network.transport``; and
+  ``mcp.server.session.duration`` (one value per handshake session when it ends).
 - GenAI client: ``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage`` with
   ``gen_ai.provider.name``, ``gen_ai.request.model``, ``gen_ai.operation.name``,
   ``gen_ai.token.type``.
@@ -34,6 +36,7 @@ CACHE_SIZE_REJECTIONS: Final = "cache.size_rejections"
 ACTIVE_SESSIONS: Final = "mcp.server.active_sessions"
 ACTIVE_REQUESTS: Final = "mcp.server.active_requests"
 PROCESS_UPTIME: Final = "process.uptime"
+MCP_SERVER_SESSION_DURATION: Final = "mcp.server.session.duration"
 
 UNIT_SECONDS: Final = "s"
 UNIT_TOKENS: Final = "{token}"
@@ -53,10 +56,17 @@ GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
 ERROR_TYPE: Final = "error.type"
 CACHE_NAME: Final = "cache.name"
 CACHE_RESULT: Final = "cache.result"
+#: The JSON-RPC error code of an error answer, as a string (``"-32602"``); on every request
+#: answered with a JSON-RPC error, and on client mistakes however the SDK answered them.
+RPC_RESPONSE_STATUS_CODE: Final = "rpc.response.status_code"
+#: ``"pipe"`` (stdio) or ``"tcp"`` (HTTP), when known.
+NETWORK_TRANSPORT: Final = "network.transport"
 
 # --- attribute values --------------------------------------------------------------------------
 
 METHOD_TOOLS_CALL: Final = "tools/call"
+#: ``gen_ai.operation.name`` of every ``tools/call`` series.
+OPERATION_EXECUTE_TOOL: Final = "execute_tool"
 OPERATION_CHAT: Final = "chat"
 CACHE_HIT: Final = "hit"
 CACHE_MISS: Final = "miss"

@@ -1,15 +1,23 @@
 """Metrics for FastMCP 4.x servers (``pip install 'otel-perf[fastmcp]'``).
 
 >>> from fastmcp import FastMCP
->>> from otel_perf.fastmcp import OtelPerfMiddleware
->>> server = FastMCP("demo", middleware=[OtelPerfMiddleware()])
+>>> import otel_perf.fastmcp
+>>> server = otel_perf.fastmcp.instrument(FastMCP("demo"))
 
-or ``otel_perf.fastmcp.instrument(server)`` on an existing server. The coverage is the same as
-:mod:`otel_perf.mcp`: every request and notification timed into
-``mcp.server.operation.duration``; ``tools/call`` per tool, with the class of the exception the
-tool raised as ``error.type`` (FastMCP raises ``ToolError`` through its middleware with the
-original exception as ``__cause__``), ``tool_error`` for a result with ``is_error`` set;
-requests in flight; handshake sessions while open.
+:func:`instrument` puts :class:`OtelPerfMiddleware` **first** in ``server.middleware`` (moving
+it there if the server already has one), so it sees every message before the server's own
+middleware, whether that was passed to the constructor or added later with
+``add_middleware``: a call the server's middleware rejects is still counted. Passing
+``OtelPerfMiddleware()`` to the constructor yourself works too; put it first in the list.
+
+The coverage is the same as :mod:`otel_perf.mcp` (rules in
+:mod:`otel_perf._integrations.mcp_policy`): every request and notification timed into
+``mcp.server.operation.duration``; ``tools/call`` per registered tool (FastMCP's
+``get_tool`` is asked the first time a name is seen; ``tools/list`` answers teach names too;
+others count under ``_OTHER``), with the innermost cause behind FastMCP's ``ToolError`` as
+``error.type`` and ``tool_error`` for a result with ``is_error`` set; unknown tools and invalid
+arguments (FastMCP's ``NotFoundError`` / ``ValidationError``) as client mistakes, not failures;
+requests in flight; handshake sessions while open, and their duration when they end.
 """
 
 from __future__ import annotations
@@ -26,10 +34,14 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
     ) from exc
 
 from otel_perf import _semconv as n
-from otel_perf._configure import active_recorder
-from otel_perf._integrations import mcp_policy as shared
+from otel_perf._integrations import mcp_policy as policy
+from otel_perf._log import warn_once
+from otel_perf.mcp import session_close_hook
 
 __all__ = ["OtelPerfMiddleware", "instrument"]
+
+_TOOLS_LIST = "tools/list"
+_UNSET: Any = object()
 
 
 class OtelPerfMiddleware(Middleware):
@@ -40,7 +52,18 @@ class OtelPerfMiddleware(Middleware):
     """
 
     def __init__(self) -> None:
-        self._sessions = shared.SessionCounter()
+        self._sessions = policy.SessionTracker()
+        self._tools = policy.ToolGate()
+        self._local_transport: str | None = _UNSET  # decided on the first request
+
+    def _transport(self, context: MiddlewareContext[Any]) -> str | None:
+        request_context = getattr(context.fastmcp_context, "request_context", None)
+        if getattr(request_context, "request", None) is not None:
+            return "tcp"  # the HTTP transports attach their request; stdio and memory do not
+        local = self._local_transport
+        if local is _UNSET:
+            local = self._local_transport = policy.network_transport(False)
+        return local
 
     async def on_request(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
@@ -48,10 +71,13 @@ class OtelPerfMiddleware(Middleware):
         # FastMCP runs ``on_request`` once per request: inside the tool/resource/prompt
         # handler for component methods (wrapping ``on_call_tool``, so a tool's exception
         # passes through here), at the dispatch root for everything else.
-        recorder = active_recorder()
+        recorder = policy.resolve_recorder()
         if recorder is None:
             return await call_next(context)
         method = context.method
+        if method == n.METHOD_TOOLS_CALL:
+            return await self._tool_call(recorder, context, call_next)
+        transport = self._transport(context)
         recorder.request_started()
         start = perf_counter()
         try:
@@ -59,59 +85,118 @@ class OtelPerfMiddleware(Middleware):
         except BaseException as exc:
             seconds = perf_counter() - start
             recorder.request_finished()
-            if method == n.METHOD_TOOLS_CALL:
-                tool = shared.tool_name(context.message)
-                recorder.record_tool_seconds(tool, seconds, shared.tool_error_type(exc))
-            else:
-                label = shared.request_method(method, False, exc)
-                recorder.record_request_seconds(label, seconds, shared.error_type(exc))
+            outcome = policy.classify_exception(exc, wire=True)
+            label = policy.request_method(method, False, outcome)
+            policy.record_request(recorder, label, seconds, outcome, transport)
             raise
         seconds = perf_counter() - start
         recorder.request_finished()
-        if method == n.METHOD_TOOLS_CALL:
-            error = shared.TOOL_ERROR if shared.is_error_result(result) else None
-            recorder.record_tool_seconds(shared.tool_name(context.message), seconds, error)
-        else:
-            recorder.record_request_seconds(method, seconds, None)
+        if method == _TOOLS_LIST:
+            self._tools.learn_listing(result)
+        recorder.record_mcp_request(method, seconds, None, None, transport)
         return result
 
-    async def on_notification(
-        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    async def _tool_call(
+        self, recorder: Any, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
-        recorder = active_recorder()
-        if recorder is None:
-            return await call_next(context)
-        label = shared.request_method(context.method, True, None)
+        name = policy.tool_name(context.message)
+        if type(name) is str and not self._tools.known(name):
+            await self._look_up(context, name)  # once per real tool, per call of a made-up one
+        transport = self._transport(context)
+        recorder.request_started()
         start = perf_counter()
         try:
             result = await call_next(context)
         except BaseException as exc:
-            recorder.record_request_seconds(label, perf_counter() - start, shared.error_type(exc))
+            seconds = perf_counter() - start
+            recorder.request_finished()
+            # FastMCP answers a tool's exception with an isError result (not on the wire).
+            outcome = policy.classify_exception(exc, wire=False)
+            self._record_tool(recorder, name, seconds, outcome, transport)
             raise
-        recorder.record_request_seconds(label, perf_counter() - start, None)
+        seconds = perf_counter() - start
+        recorder.request_finished()
+        self._record_tool(recorder, name, seconds, policy.classify_result(result), transport)
+        return result
+
+    def _record_tool(
+        self,
+        recorder: Any,
+        name: object,
+        seconds: float,
+        outcome: policy.Outcome,
+        transport: str | None,
+    ) -> None:
+        if not self._tools.known(name):
+            name = n.OTHER
+            if outcome.error_type is not None:  # FastMCP could not find the tool
+                outcome = policy.UNKNOWN_TOOL
+        policy.record_tool(recorder, name, seconds, outcome, transport)
+
+    async def _look_up(self, context: MiddlewareContext[Any], name: str) -> None:
+        server = getattr(context.fastmcp_context, "fastmcp", None)
+        get_tool = getattr(server, "get_tool", None)
+        if get_tool is None:
+            return
+        try:
+            if await get_tool(name) is not None:
+                self._tools.add(name)
+        except Exception as exc:
+            warn_once(
+                "fastmcp-get-tool",
+                "otel-perf: FastMCP's get_tool failed (%s); this tool name counts under _OTHER",
+                type(exc).__name__,
+            )
+
+    async def on_notification(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        recorder = policy.resolve_recorder()
+        if recorder is None:
+            return await call_next(context)
+        label = policy.request_method(context.method, True, policy.SUCCESS)
+        transport = self._transport(context)
+        start = perf_counter()
+        try:
+            result = await call_next(context)
+        except BaseException as exc:
+            outcome = policy.classify_exception(exc, wire=False)
+            policy.record_request(recorder, label, perf_counter() - start, outcome, transport)
+            raise
+        recorder.record_mcp_request(label, perf_counter() - start, None, None, transport)
         return result
 
     async def on_initialize(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
         result = await call_next(context)  # raising here refuses the handshake: no session
-        recorder = active_recorder()
+        recorder = policy.resolve_recorder()
         fastmcp_context = context.fastmcp_context
         if recorder is not None and fastmcp_context is not None:
             try:
                 session = fastmcp_context.session
             except Exception:  # no request context: nothing to attach the session to
                 return result
-            self._sessions.opened(recorder, session)
+            hook = session_close_hook(session)
+            if hook is not None:
+                self._sessions.opened(recorder, hook[0], hook[1], self._transport(context))
         return result
 
 
 def instrument(server: FastMCP[Any]) -> FastMCP[Any]:
-    """Add :class:`OtelPerfMiddleware` to ``server`` unless it has one; returns ``server``."""
+    """Put :class:`OtelPerfMiddleware` first in ``server.middleware``; returns ``server``.
+
+    Adds one if the server has none, or moves the existing one to the front.
+    """
     if not isinstance(server, FastMCP):
         raise TypeError(
             f"otel_perf.fastmcp.instrument expects a fastmcp.FastMCP, not {type(server).__name__}"
         )
-    if not any(isinstance(entry, OtelPerfMiddleware) for entry in server.middleware):
-        server.add_middleware(OtelPerfMiddleware())
+    chain = server.middleware
+    ours = [entry for entry in chain if isinstance(entry, OtelPerfMiddleware)]
+    middleware = ours[0] if ours else OtelPerfMiddleware()
+    if ours:
+        chain.remove(middleware)
+    # FastMCP builds its chain from ``server.middleware`` at every dispatch, outermost first.
+    chain.insert(0, middleware)
     return server

@@ -4,29 +4,38 @@
 >>> import otel_perf.mcp
 >>> server = otel_perf.mcp.instrument(MCPServer("demo"))
 
-:func:`instrument` appends one ``ServerMiddleware`` to ``server.middleware`` (the SDK's public,
-provisional hook; it sees every inbound message). It works for ``mcp.server.MCPServer`` and the
+:func:`instrument` puts one ``ServerMiddleware`` **first** in ``server.middleware`` (the SDK's
+public, provisional hook; it sees every inbound message), ahead of the SDK's own and the
+server's middleware, whether those were passed to the constructor or appended later: a call the
+server's middleware rejects is still counted. It works for ``mcp.server.MCPServer`` and the
 low-level ``mcp.server.Server``, and hands a FastMCP server to :mod:`otel_perf.fastmcp`.
 
-What is measured:
+What is measured (the rules are :mod:`otel_perf._integrations.mcp_policy`'s):
 
 - every request and notification, timed into ``mcp.server.operation.duration`` with
-  ``mcp.method.name`` (methods nobody serves fold into ``_OTHER``);
-- ``tools/call`` per tool (``gen_ai.tool.name``). ``error.type`` is the exception's class where
-  the SDK lets it through: on a low-level ``Server`` the tool's exception reaches the middleware;
-  on ``MCPServer`` the SDK folds it into an ``isError`` result, so :func:`instrument` also wraps the
-  instance's public ``call_tool`` method, which raises ``ToolError`` with the original exception
-  as ``__cause__`` before the fold. An ``isError`` result with no exception seen is
-  ``tool_error``. Which JSON-RPC errors count as failures: see
-  :mod:`otel_perf._integrations.mcp_policy`;
+  ``mcp.method.name`` (methods nobody serves fold into ``_OTHER``), ``rpc.response.status_code``
+  on JSON-RPC errors and ``network.transport`` (``tcp`` over HTTP, ``pipe`` on stdio);
+- ``tools/call`` per registered tool (``gen_ai.tool.name``, ``gen_ai.operation.name``
+  ``execute_tool``). A name becomes a tool only if the server has it: ``MCPServer`` is asked
+  through its public ``list_tools()`` the first time a name is seen; a low-level ``Server``
+  through its ``get_tool_input_schema`` hook when it has one, and every ``tools/list`` answer
+  teaches the names it lists. Tools added at run time are picked up the same ways. Other names
+  count under ``_OTHER``.
+- ``error.type`` is the innermost cause behind the SDK's wrappers. ``MCPServer`` folds a tool's
+  exception into an ``isError`` result, so :func:`instrument` also wraps the instance's public
+  ``call_tool`` method (documented to raise ``ToolError`` / ``UnexpectedToolError`` with the
+  original exception as ``__cause__``) to see it. Invalid arguments and unknown tools are client
+  mistakes, not failures. An ``isError`` result with no exception seen is ``tool_error``;
 - requests in flight (``system_metrics.concurrent_requests``);
-- handshake sessions (``mode="legacy"`` clients, 1.x clients, stateful HTTP) while they are open.
-  Clients of the 2026-07-28 era have no handshake and no session, so they count as 0.
+- handshake sessions (``mode="legacy"`` clients, 1.x clients, stateful HTTP) while they are
+  open, and ``mcp.server.session.duration`` when each ends. Clients of the 2026-07-28 era have
+  no handshake and no session, so they count as 0.
 """
 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import importlib
 import inspect
@@ -45,22 +54,22 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
     ) from exc
 
 from otel_perf import _semconv as n
-from otel_perf._configure import active_recorder
-from otel_perf._integrations import mcp_policy as shared
+from otel_perf._integrations import mcp_policy as policy
 from otel_perf._log import logger, warn_once
 
 __all__ = ["OtelPerfServerMiddleware", "instrument"]
 
 _INITIALIZE = "initialize"
+_TOOLS_LIST = "tools/list"
 
 
 class _ToolOutcome:
-    """Where the ``call_tool`` wrapper leaves the exception class for the middleware."""
+    """Where the ``call_tool`` wrapper leaves the outcome of a raising tool for the middleware."""
 
-    __slots__ = ("error",)
+    __slots__ = ("outcome",)
 
     def __init__(self) -> None:
-        self.error: str | None = None
+        self.outcome: policy.Outcome | None = None
 
 
 # Set by the middleware around a ``tools/call``; read (and cleared for nested calls) by the
@@ -69,30 +78,51 @@ _OUTCOME: contextvars.ContextVar[_ToolOutcome | None] = contextvars.ContextVar(
     "otel_perf_tool_outcome", default=None
 )
 
+_UNSET: Any = object()
+
+#: Lists the server's tools from within a request (its context is the argument).
+ListTools = Callable[[ServerRequestContext[Any, Any]], Awaitable[object]]
+
 
 class OtelPerfServerMiddleware:
     """The ``ServerMiddleware`` :func:`instrument` installs; one per server.
 
-    Recording never raises into the server; the request's own exception (``CancelledError``
-    included) propagates unchanged after it is counted.
+    ``lookup(name)`` says whether the server has a tool ``name``; ``list_tools(ctx)`` returns
+    the server's tools (asked only for a name not known yet). Without either, tool names are learned
+    from ``tools/list`` answers only. Recording never raises into the server; the request's
+    own exception (``CancelledError`` included) propagates unchanged after it is counted.
     """
 
-    def __init__(self) -> None:
-        self._sessions = shared.SessionCounter()
+    def __init__(
+        self,
+        lookup: Callable[[str], bool] | None = None,
+        list_tools: ListTools | None = None,
+    ) -> None:
+        self._sessions = policy.SessionTracker()
+        self._tools = policy.ToolGate(lookup)
+        self._list_tools = list_tools
+        self._local_transport: str | None = _UNSET  # decided on the first request
+
+    def _transport(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
+        # The HTTP transports attach their request to the context; stdio and memory do not.
+        if ctx.request is not None:
+            return "tcp"
+        local = self._local_transport
+        if local is _UNSET:
+            local = self._local_transport = policy.network_transport(False)
+        return local
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
-        recorder = active_recorder()
+        recorder = policy.resolve_recorder()
         if recorder is None:
             return await call_next(ctx)
         method = ctx.method
-        is_request = ctx.request_id is not None
-        outcome: _ToolOutcome | None = None
-        token: contextvars.Token[_ToolOutcome | None] | None = None
         if method == n.METHOD_TOOLS_CALL:
-            outcome = _ToolOutcome()
-            token = _OUTCOME.set(outcome)
+            return await self._tool_call(recorder, ctx, call_next)
+        is_request = ctx.request_id is not None
+        transport = self._transport(ctx)
         if is_request:
             recorder.request_started()
         start = perf_counter()
@@ -102,40 +132,118 @@ class OtelPerfServerMiddleware:
             seconds = perf_counter() - start
             if is_request:
                 recorder.request_finished()
-            if outcome is not None:
-                error = outcome.error or shared.error_type(exc)
-                recorder.record_tool_seconds(shared.tool_name(ctx.params), seconds, error)
-            else:
-                label = shared.request_method(method, not is_request, exc)
-                recorder.record_request_seconds(label, seconds, shared.error_type(exc))
+            outcome = policy.classify_exception(exc, wire=is_request)
+            label = policy.request_method(method, not is_request, outcome)
+            policy.record_request(recorder, label, seconds, outcome, transport)
             raise
-        finally:
-            if token is not None:
-                _OUTCOME.reset(token)
         seconds = perf_counter() - start
         if is_request:
             recorder.request_finished()
-        if outcome is not None:
-            error = outcome.error
-            if error is None and shared.is_error_result(result):
-                error = shared.TOOL_ERROR
-            recorder.record_tool_seconds(shared.tool_name(ctx.params), seconds, error)
-            return result
-        if method == _INITIALIZE and is_request:
-            self._sessions.opened(recorder, ctx.session)
-        label = shared.request_method(method, not is_request, None)
-        recorder.record_request_seconds(label, seconds, None)
+            if method == _TOOLS_LIST:
+                self._tools.learn_listing(result)
+            elif method == _INITIALIZE:
+                self._session_opened(recorder, ctx, transport)
+            recorder.record_mcp_request(method, seconds, None, None, transport)
+        else:
+            label = policy.request_method(method, True, policy.SUCCESS)
+            recorder.record_mcp_request(label, seconds, None, None, transport)
         return result
+
+    async def _tool_call(
+        self, recorder: Any, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        name = policy.tool_name(ctx.params)
+        if self._list_tools is not None and type(name) is str and not self._tools.known(name):
+            await self._learn_tools(ctx)  # once per new real tool, and per call of a made-up one
+        holder = _ToolOutcome()
+        token = _OUTCOME.set(holder)
+        recorder.request_started()
+        start = perf_counter()
+        try:
+            result = await call_next(ctx)
+        except BaseException as exc:
+            seconds = perf_counter() - start
+            recorder.request_finished()
+            outcome = holder.outcome or policy.classify_exception(exc, wire=True)
+            self._record_tool(recorder, ctx, name, seconds, outcome)
+            raise
+        finally:
+            _OUTCOME.reset(token)
+        seconds = perf_counter() - start
+        recorder.request_finished()
+        outcome = holder.outcome or policy.classify_result(result)
+        self._record_tool(recorder, ctx, name, seconds, outcome)
+        return result
+
+    async def _learn_tools(self, ctx: ServerRequestContext[Any, Any]) -> None:
+        list_tools = self._list_tools
+        if list_tools is None:
+            return
+        try:
+            self._tools.learn_listing(await list_tools(ctx))
+        except Exception as exc:
+            warn_once(
+                "mcp-list-tools",
+                "otel-perf: listing the server's tools failed (%s); tool names are learned "
+                "from tools/list answers only",
+                type(exc).__name__,
+            )
+            self._list_tools = None
+
+    def _record_tool(
+        self,
+        recorder: Any,
+        ctx: ServerRequestContext[Any, Any],
+        name: object,
+        seconds: float,
+        outcome: policy.Outcome,
+    ) -> None:
+        if not self._tools.known(name):
+            name = n.OTHER
+            if outcome.error_type is not None:  # the SDK could not find the tool
+                outcome = policy.UNKNOWN_TOOL
+        policy.record_tool(recorder, name, seconds, outcome, self._transport(ctx))
+
+    def _session_opened(
+        self, recorder: Any, ctx: ServerRequestContext[Any, Any], transport: str | None
+    ) -> None:
+        hook = session_close_hook(ctx.session)
+        if hook is not None:
+            self._sessions.opened(recorder, hook[0], hook[1], transport)
+
+
+def session_close_hook(
+    session: object,
+) -> tuple[object, Callable[[Callable[[], None]], object]] | None:
+    """(connection, register-a-close-callback) of an mcp 2.x ``ServerSession``, or ``None``.
+
+    mcp 2.x has no public session lifecycle hook. The per-connection object
+    (``mcp.server.connection.Connection``) has a documented ``exit_stack`` that the SDK unwinds
+    when the connection ends (client EOF, HTTP DELETE, idle timeout, crash, shutdown), reachable
+    from a request only through the private ``session._connection`` (the path FastMCP itself
+    uses). If a future SDK moves it, sessions are not measured (one warning).
+    """
+    connection = getattr(session, "_connection", None)
+    register = getattr(getattr(connection, "exit_stack", None), "callback", None)
+    if connection is None or not callable(register):
+        warn_once(
+            "mcp-sessions",
+            "otel-perf: this mcp SDK version does not expose the connection of a session "
+            "(session._connection.exit_stack); sessions are not measured. Requests and "
+            "tool calls still are.",
+        )
+        return None
+    return connection, register
 
 
 def _wrap_call_tool(server: MCPServer[Any]) -> None:
-    """Let the middleware see the exception class of a failing ``MCPServer`` tool.
+    """Let the middleware see the exception of a failing ``MCPServer`` tool.
 
     ``MCPServer.call_tool`` is public and documented to raise ``ToolError`` /
     ``UnexpectedToolError`` with the original exception as ``__cause__``; the SDK's request
     handler calls it through the instance and folds the exception into ``isError``. Wrapping it
-    on the instance notes the class for the middleware and re-raises unchanged. If a future SDK
-    stops calling it, failures are still counted, as ``tool_error``.
+    on the instance classifies the exception for the middleware and re-raises it unchanged. If a
+    future SDK stops calling it, failures are still counted, as ``tool_error``.
     """
     original: Callable[..., Awaitable[Any]] | None = getattr(server, "call_tool", None)
     if original is None or not inspect.iscoroutinefunction(original):
@@ -145,20 +253,59 @@ def _wrap_call_tool(server: MCPServer[Any]) -> None:
 
     @functools.wraps(original)
     async def call_tool(*args: Any, **kwargs: Any) -> Any:
-        outcome = _OUTCOME.get()
-        if outcome is None:
+        holder = _OUTCOME.get()
+        if holder is None:
             return await original(*args, **kwargs)
         token = _OUTCOME.set(None)  # a tool calling tools programmatically is not this request
         try:
             return await original(*args, **kwargs)
         except BaseException as exc:
-            outcome.error = shared.tool_error_type(exc)
+            holder.outcome = policy.classify_exception(exc, wire=False)
             raise
         finally:
             _OUTCOME.reset(token)
 
     call_tool.__otel_perf_wrapped__ = True  # type: ignore[attr-defined]
     setattr(server, "call_tool", call_tool)  # noqa: B010 - an instance attribute, on purpose
+
+
+def _tool_lookup(server: Server[Any]) -> Callable[[str], bool] | None:
+    """Whether a low-level ``Server`` has a tool, from its ``get_tool_input_schema`` hook.
+
+    A ``None`` answer may also mean "nothing to validate", so a name the hook does not vouch
+    for is looked up with :func:`_handler_listing`.
+    """
+    schema_of = getattr(server, "get_tool_input_schema", None)
+    if not callable(schema_of):
+        return None
+
+    def lookup(name: str) -> bool:
+        return schema_of(name) is not None
+
+    return lookup
+
+
+def _handler_listing(server: Server[Any]) -> ListTools | None:
+    """The low-level server's own ``tools/list`` answer, through its public handler registry.
+
+    ``Server.get_request_handler`` returns the registered handler and its params model; calling
+    it with the current request's context (method changed to ``tools/list``) is exactly what
+    the server would answer a client that lists its tools (first page).
+    """
+    get_handler = getattr(server, "get_request_handler", None)
+    if not callable(get_handler):
+        return None
+
+    async def list_tools(ctx: ServerRequestContext[Any, Any]) -> object:
+        entry = get_handler(_TOOLS_LIST)
+        if entry is None:
+            return None
+        params = entry.params_type.model_validate({})
+        return await entry.handler(
+            dataclasses.replace(ctx, method=_TOOLS_LIST, params=None), params
+        )
+
+    return list_tools
 
 
 def _is_fastmcp(server: object) -> bool:
@@ -198,7 +345,21 @@ def instrument(server: Any) -> Any:
         return server
     if isinstance(server, MCPServer):
         _wrap_call_tool(server)
-    if not any(isinstance(entry, OtelPerfServerMiddleware) for entry in chain):
-        chain.append(OtelPerfServerMiddleware())
-        logger.debug("otel-perf: instrumented MCP server %r", getattr(server, "name", server))
+        # MCPServer.list_tools is public and reflects tools added or removed at run time.
+        middleware = OtelPerfServerMiddleware(list_tools=lambda _ctx: server.list_tools())
+    else:
+        middleware = OtelPerfServerMiddleware(
+            lookup=_tool_lookup(server), list_tools=_handler_listing(server)
+        )
+    ours = [entry for entry in chain if isinstance(entry, OtelPerfServerMiddleware)]
+    if ours:
+        # Already instrumented: make sure it is still first (middleware added since goes after).
+        if chain[0] is not ours[0]:
+            chain.remove(ours[0])
+            chain.insert(0, ours[0])
+        return server
+    # First in the chain: the SDK composes ``server.middleware`` outermost-first at every
+    # request, so this sees every message before any other middleware can reject it.
+    chain.insert(0, middleware)
+    logger.debug("otel-perf: instrumented MCP server %r", getattr(server, "name", server))
     return server

@@ -60,8 +60,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from otel_perf import _semconv as n
-from otel_perf import _state
+from otel_perf._configure import active_recorder
 from otel_perf._log import warn_once
+from otel_perf._recorder import warn_dropped
 from otel_perf._stdio import stdout_is_protocol_pipe
 
 if TYPE_CHECKING:
@@ -69,10 +70,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLIENT_ERROR_CODES",
-    "SPEC_CLIENT_METHODS",
-    "SPEC_CLIENT_NOTIFICATION_METHODS",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
+    "SPEC_CLIENT_METHODS",
+    "SPEC_CLIENT_NOTIFICATION_METHODS",
     "SUCCESS",
     "TOOL_ERROR",
     "UNKNOWN_TOOL",
@@ -134,7 +135,7 @@ _NOT_FOUND_NAMES: Final = frozenset({"NotFoundError", "DisabledError"})
 _MAX_DEPTH: Final = 32
 
 #: The recorder for this request: ``None`` when metrics are off (then do nothing).
-resolve_recorder = _state.active_recorder
+resolve_recorder = active_recorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +388,9 @@ class ToolGate:
             if tools is None and isinstance(result, (list, tuple)):
                 tools = result  # FastMCP hands its middleware the list of Tool objects
             for tool in tools or ():
-                self.add(tool.get("name") if isinstance(tool, Mapping) else getattr(tool, "name", None))
+                self.add(
+                    tool.get("name") if isinstance(tool, Mapping) else getattr(tool, "name", None)
+                )
         except Exception as exc:
             warn_once(
                 "mcp-tool-listing",
@@ -458,16 +461,23 @@ class SessionTracker:
 def record_tool(
     recorder: Recorder, name: object, seconds: float, outcome: Outcome, transport: str | None
 ) -> None:
-    """Record one finished ``tools/call`` of tool ``name`` (already gated by :class:`ToolGate`)."""
-    recorder.record_mcp_tool(
-        name, seconds, outcome.error_type, outcome.status_code, outcome.client_error, transport
-    )
+    """Record one finished ``tools/call`` of tool ``name`` (already gated by :class:`ToolGate`).
+
+    Never raises: the recorder drops what it cannot make sense of, with one warning.
+    """
+    try:
+        recorder.record_mcp_tool(name, seconds, outcome.error_type, outcome.status_code, transport)
+    except Exception as exc:  # e.g. a recorder of another otel-perf version
+        warn_dropped("tool", exc)
 
 
 def record_request(
     recorder: Recorder, method: object, seconds: float, outcome: Outcome, transport: str | None
 ) -> None:
-    """Record one finished request or notification other than ``tools/call``."""
-    recorder.record_mcp_request(
-        method, seconds, outcome.error_type, outcome.status_code, outcome.client_error, transport
-    )
+    """Record one finished request or notification other than ``tools/call``; never raises."""
+    try:
+        recorder.record_mcp_request(
+            method, seconds, outcome.error_type, outcome.status_code, transport
+        )
+    except Exception as exc:
+        warn_dropped("request", exc)

@@ -39,13 +39,17 @@ async def test_error_types_come_from_the_tool_exception() -> None:
         assert (await client.call_tool("boom", {}, raise_on_error=False)).is_error
         assert (await client.call_tool("nope", {}, raise_on_error=False)).is_error
         assert (await client.call_tool("flag_error", {}, raise_on_error=False)).is_error
-        # bad arguments: FastMCP answers with an error result; the cause is a ValidationError
+        # bad arguments: FastMCP answers with an error result, but it is the client's mistake
         assert (await client.call_tool("ok", {"x": "NaN"}, raise_on_error=False)).is_error
     tools = otel_perf.get_all_metrics()["tool_metrics"]
     assert tools["boom"]["error_types"] == {"ValueError": 1}
-    assert tools["nope"]["error_types"] == {"NotFoundError": 1}
+    assert "nope" not in tools  # not a registered tool: a client mistake under _OTHER
+    assert tools["_OTHER"]["client_errors"] == 1
+    assert tools["_OTHER"]["failed_calls"] == 0
     assert tools["flag_error"]["error_types"] == {"tool_error": 1}
-    assert tools["ok"]["error_types"] == {"ValidationError": 1}
+    assert tools["ok"]["error_types"] == {}
+    assert tools["ok"]["client_errors"] == 1
+    assert tools["ok"]["successful_calls"] == 0
 
 
 async def test_cancelled_call_is_counted(tmp_path: Path) -> None:

@@ -35,14 +35,29 @@ def operation_points() -> dict[tuple[tuple[str, str], ...], int]:
             for metric in scope_metrics.metrics:
                 if metric.name == n.MCP_SERVER_OPERATION_DURATION:
                     for point in metric.data.data_points:
-                        key = tuple(sorted((k, str(v)) for k, v in point.attributes.items()))
+                        # network.transport depends on how this test process was started
+                        key = tuple(
+                            sorted(
+                                (k, str(v))
+                                for k, v in point.attributes.items()
+                                if k != n.NETWORK_TRANSPORT
+                            )
+                        )
                         out[key] = out.get(key, 0) + point.count
     return out
 
 
 def attrs(**kwargs: str) -> tuple[tuple[str, str], ...]:
-    names = {"method": n.MCP_METHOD_NAME, "tool": n.GEN_AI_TOOL_NAME, "error": n.ERROR_TYPE}
-    return tuple(sorted((names[k], v) for k, v in kwargs.items()))
+    names = {
+        "method": n.MCP_METHOD_NAME,
+        "tool": n.GEN_AI_TOOL_NAME,
+        "error": n.ERROR_TYPE,
+        "status": n.RPC_RESPONSE_STATUS_CODE,
+    }
+    pairs = [(names[k], v) for k, v in kwargs.items()]
+    if kwargs.get("method") == n.METHOD_TOOLS_CALL:
+        pairs.append((n.GEN_AI_OPERATION_NAME, n.OPERATION_EXECUTE_TOOL))
+    return tuple(sorted(pairs))
 
 
 @pytest.mark.parametrize("kind", ["mcpserver", "lowlevel"])
@@ -77,27 +92,32 @@ async def test_methods_and_json_rpc_error_policy() -> None:
     assert points[attrs(method="notifications/initialized")] == 1
     assert points[attrs(method="server/discover")] == 1
     assert points[attrs(method="tools/list")] >= 1
-    assert points[attrs(method="prompts/list")] == 1  # a spec method keeps its name
-    assert points[attrs(method="tools/call", tool="reject")] == 1
-    assert points[attrs(method="tools/call", tool="fail_rpc", error="-32603")] == 1
+    # a spec method keeps its name; the client's mistake carries its code, not error.type
+    assert points[attrs(method="prompts/list", status="-32601")] == 1
+    assert points[attrs(method="tools/call", tool="reject", status="-32602")] == 1
+    assert points[attrs(method="tools/call", tool="fail_rpc", error="-32603", status="-32603")] == 1
     assert points[attrs(method="tools/call", tool="ok")] == 1
     document = otel_perf.get_all_metrics()
     assert document["tool_metrics"]["reject"]["failed_calls"] == 0
+    assert document["tool_metrics"]["reject"]["client_errors"] == 1
     assert document["tool_metrics"]["fail_rpc"]["error_types"] == {"-32603": 1}
     assert document["system_metrics"]["total_requests"] == sum(points.values())
 
 
 def test_unknown_methods_fold_into_other() -> None:
-    from otel_perf._integrations import mcp_policy as shared
+    from otel_perf._integrations import mcp_policy as policy
 
-    not_found = MCPError(code=-32601, message="Method not found")
-    assert shared.request_method("x/made-up-by-a-client", False, not_found) == n.OTHER
-    assert shared.request_method("prompts/list", False, not_found) == "prompts/list"
-    assert shared.request_method("x/custom", False, None) == "x/custom"  # served: kept
-    assert shared.request_method("notifications/made-up", True, None) == n.OTHER
-    assert shared.request_method("notifications/cancelled", True, None) == "notifications/cancelled"
-    assert shared.error_type(MCPError(code=-32002, message="no such resource")) is None
-    assert shared.error_type(MCPError(code=-32001, message="timeout")) == "-32001"
+    not_found = policy.classify_exception(MCPError(code=-32601, message="x"), wire=True)
+    assert policy.request_method("x/made-up-by-a-client", False, not_found) == n.OTHER
+    assert policy.request_method("prompts/list", False, not_found) == "prompts/list"
+    assert policy.request_method("x/custom", False, policy.SUCCESS) == "x/custom"  # served
+    assert policy.request_method("notifications/made-up", True, policy.SUCCESS) == n.OTHER
+    cancelled = "notifications/cancelled"
+    assert policy.request_method(cancelled, True, policy.SUCCESS) == cancelled
+    missing = policy.classify_exception(MCPError(code=-32002, message="no such"), wire=True)
+    assert missing == policy.Outcome(status_code="-32002", client_error=True)
+    timeout = policy.classify_exception(MCPError(code=-32001, message="timeout"), wire=True)
+    assert timeout == policy.Outcome(error_type="-32001", status_code="-32001")
 
 
 @pytest.mark.parametrize("kind", ["mcpserver", "lowlevel"])
