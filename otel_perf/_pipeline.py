@@ -61,6 +61,9 @@ class PullReader(MetricReader):
         super().__init__(**kwargs)
         self._lock = threading.Lock()
         self._received: MetricsData | None = None
+        #: Told when each collection begins and ends, so a record call that would create a
+        #: series meanwhile is deferred instead of waiting (see Recorder._record_new).
+        self.recorder: Recorder | None = None
 
     def collect_data(self, timeout_millis: float = 10_000) -> MetricsData | None:
         """Run one collection (observable callbacks included) and return its data.
@@ -76,7 +79,14 @@ class PullReader(MetricReader):
                 )
             with self._lock:
                 self._received = None
-                self.collect(timeout_millis=timeout_millis)
+                recorder = self.recorder
+                if recorder is not None:
+                    recorder.begin_collection()
+                try:
+                    self.collect(timeout_millis=timeout_millis)
+                finally:
+                    if recorder is not None:
+                        recorder.end_collection()
                 data, self._received = self._received, None
         return data
 
@@ -166,6 +176,7 @@ class Pipeline:
             exemplar_filter=exemplar_filter(settings.exemplar_filter),
         )
         self.recorder = Recorder(self.meter_provider.get_meter(n.METER_NAME, __version__), settings)
+        self.reader.recorder = self.recorder
         # functools.lru_cache statistics, read at collect time (see
         # otel_perf._integrations.lru_cache_sources)
         _cache_sources.attach(self.meter_provider)

@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
@@ -182,11 +182,15 @@ class Recorder:
         self._operations = NameRegistry("operation", _MAX_OPERATIONS)
         self._methods = NameRegistry("MCP method", MAX_METHODS)
         self._status_codes = NameRegistry("JSON-RPC status code", MAX_STATUS_CODES)
-        self._request_attrs: dict[tuple[object, object], Attrs] = {}
         #: MCP integration series: (method or tool, error, status, transport) -> attributes.
         self._mcp_tool_attrs: dict[tuple[object, object, object, object], Attrs] = {}
         self._mcp_request_attrs: dict[tuple[object, object, object, object], Attrs] = {}
         self._session_attrs: dict[object, Attrs] = {}
+        # Series creation that never waits for a collection (see _record_new).
+        self._series_lock = threading.Lock()
+        self._collecting = False
+        self._pending: list[tuple[Any, float, Attrs]] = []
+        self._sdk_series: set[tuple[object, tuple[tuple[str, str], ...]]] = set()
 
         # Attribute dicts, built once per series and never mutated afterwards.
         self._tool_ok: dict[object, Attrs] = {}
@@ -233,7 +237,11 @@ class Recorder:
     # --- attribute resolution (slow path, first sight of a series) ---------------------------
 
     def tool_attrs(self, raw_name: object, raw_error: object | None) -> Attrs:
-        """The attribute dict of a tool series; ``raw_error=None`` means success."""
+        """The attribute dict of a tool series; ``raw_error=None`` means success.
+
+        Cached dicts come from the tables :meth:`_remember_tool` fills once the SDK has the
+        series; others are built here (names resolved, and folded into ``_OTHER`` at the cap).
+        """
         if raw_error is None:
             attrs = self._tool_ok.get(raw_name) if _cacheable(raw_name) else None
             if attrs is None:
@@ -242,24 +250,71 @@ class Recorder:
                     n.GEN_AI_OPERATION_NAME: n.OPERATION_EXECUTE_TOOL,
                     n.GEN_AI_TOOL_NAME: self._tools.resolve(raw_name),
                 }
-                if _cacheable(raw_name) and attrs[n.GEN_AI_TOOL_NAME] == raw_name:
-                    self._tool_ok[raw_name] = attrs
             return attrs
-        key = (raw_name, raw_error)
-        cacheable = _cacheable(raw_name) and _cacheable(raw_error)
-        attrs = self._tool_failed.get(key) if cacheable else None
+        attrs = None
+        if _cacheable(raw_name) and _cacheable(raw_error):
+            attrs = self._tool_failed.get((raw_name, raw_error))
         if attrs is None:
-            tool = self._tools.resolve(raw_name)
-            error = self._error_types.resolve(raw_error)
             attrs = {
                 n.MCP_METHOD_NAME: n.METHOD_TOOLS_CALL,
                 n.GEN_AI_OPERATION_NAME: n.OPERATION_EXECUTE_TOOL,
-                n.GEN_AI_TOOL_NAME: tool,
-                n.ERROR_TYPE: error,
+                n.GEN_AI_TOOL_NAME: self._tools.resolve(raw_name),
+                n.ERROR_TYPE: self._error_types.resolve(raw_error),
             }
-            if cacheable and tool == raw_name and error == raw_error:
-                self._tool_failed[key] = attrs
         return attrs
+
+    def _remember_tool(self, raw_name: object, raw_error: object | None, attrs: Attrs) -> None:
+        """Cache ``attrs`` for the fast paths, if nothing in it was folded or truncated."""
+        if not _cacheable(raw_name) or attrs[n.GEN_AI_TOOL_NAME] != raw_name:
+            return
+        if raw_error is None:
+            self._tool_ok[raw_name] = attrs
+        elif _cacheable(raw_error) and attrs[n.ERROR_TYPE] == raw_error:
+            self._tool_failed[(raw_name, raw_error)] = attrs
+
+    # --- series creation: never waits for a collection ---------------------------------------
+
+    def _record_new(self, instrument: Any, value: float, attrs: Attrs) -> bool:
+        """Record into a series that may be new to the SDK; ``True`` once the SDK has it.
+
+        The SDK holds an instrument's lock for a whole collection and takes it to create a
+        series, so a first record during a collection would wait for it. Instead such a
+        measurement is kept in :attr:`_pending` and handed to the SDK just before the next
+        collection (:meth:`begin_collection`): it is counted in that collection, and the record
+        call returns at once. Series the SDK already has are recorded directly.
+        """
+        key = (instrument, tuple(attrs.items()))
+        if key in self._sdk_series:
+            instrument.record(value, attrs)
+            return True
+        with self._series_lock:  # never held while a collection runs
+            if self._collecting:
+                self._pending.append((instrument, value, attrs))
+                return False
+            instrument.record(value, attrs)
+            if len(self._sdk_series) < _MAX_CACHED_MCP_SERIES:
+                self._sdk_series.add(key)
+        return True
+
+    def begin_collection(self) -> None:
+        """Called by the reader before each collection: flush deferred first records."""
+        with self._series_lock:
+            pending, self._pending = self._pending, []
+        # No collection runs now (the reader serialises them), so these cannot wait; the lock
+        # is not held meanwhile, so record calls creating other series do not wait either.
+        for instrument, value, attrs in pending:
+            try:
+                instrument.record(value, attrs)
+                self._sdk_series.add((instrument, tuple(attrs.items())))
+            except Exception as exc:
+                warn_dropped("deferred", exc)
+        with self._series_lock:
+            self._collecting = True
+
+    def end_collection(self) -> None:
+        """Called by the reader after each collection."""
+        with self._series_lock:
+            self._collecting = False
 
     def _cache_attrs(
         self, table: dict[object, Attrs], raw_name: object, result: str | None
@@ -304,8 +359,11 @@ class Recorder:
         """Record one finished tool call; ``error_type=None`` means it succeeded."""
         try:
             value = clean_seconds(seconds, "tool")
-            if value is not None:
-                self._tool_duration.record(value, self.tool_attrs(name, error_type))
+            if value is None:
+                return
+            attrs = self.tool_attrs(name, error_type)
+            if self._record_new(self._tool_duration, value, attrs):
+                self._remember_tool(name, error_type, attrs)
         except Exception as exc:
             warn_dropped("tool", exc)
 
@@ -329,36 +387,6 @@ class Recorder:
             self.record_tool_seconds(tool_name, float(latency_ms) / 1000.0, error)
         except Exception as exc:
             warn_dropped("tool", exc)
-
-    def record_request_seconds(
-        self, method: object, seconds: float, error_type: object | None
-    ) -> None:
-        """Record one finished MCP request other than ``tools/call`` (e.g. ``tools/list``).
-
-        ``error_type=None`` means it succeeded. The attribute dict of each (method, error)
-        pair is built once and cached, so this is one dict lookup and one SDK record.
-        """
-        try:
-            value = clean_seconds(seconds, "request")
-            if value is None:
-                return
-            key = (method, error_type)
-            attrs = self._request_attrs.get(key)
-            if attrs is None:
-                attrs = self._request_series(method, error_type)
-            self._tool_duration.record(value, attrs)
-        except Exception as exc:
-            warn_dropped("request", exc)
-
-    def _request_series(self, method: object, error_type: object | None) -> Attrs:
-        name = self._methods.resolve(method)
-        attrs = {n.MCP_METHOD_NAME: name}
-        if error_type is not None:
-            attrs[n.ERROR_TYPE] = self._error_types.resolve(error_type)
-        cacheable = _cacheable(method) and (error_type is None or _cacheable(error_type))
-        if cacheable and name == method and attrs.get(n.ERROR_TYPE, error_type) == error_type:
-            self._request_attrs[(method, error_type)] = attrs
-        return attrs
 
     def tool_finished(self, name: object, seconds: float, error_type: object | None) -> None:
         """A tracked tool call ended: one request fewer in flight, and its duration recorded.
@@ -397,14 +425,10 @@ class Recorder:
         try:
             key = (name, error_type, status_code, transport)
             attrs = self._mcp_tool_attrs.get(key)
-            if attrs is None:
-                attrs = self._mcp_series(key, n.METHOD_TOOLS_CALL, self._mcp_tool_attrs)
-            if 0.0 <= seconds <= MAX_DURATION_SECONDS:
+            if attrs is not None and 0.0 <= seconds <= MAX_DURATION_SECONDS:
                 self._tool_duration.record(seconds, attrs)
                 return
-            value = clean_seconds(seconds, "tool")
-            if value is not None:
-                self._tool_duration.record(value, attrs)
+            self._record_mcp_new(key, n.METHOD_TOOLS_CALL, self._mcp_tool_attrs, seconds)
         except Exception as exc:
             warn_dropped("tool", exc)
 
@@ -421,24 +445,37 @@ class Recorder:
         try:
             key = (method, error_type, status_code, transport)
             attrs = self._mcp_request_attrs.get(key)
-            if attrs is None:
-                attrs = self._mcp_series(key, None, self._mcp_request_attrs)
-            if 0.0 <= seconds <= MAX_DURATION_SECONDS:
+            if attrs is not None and 0.0 <= seconds <= MAX_DURATION_SECONDS:
                 self._tool_duration.record(seconds, attrs)
                 return
-            value = clean_seconds(seconds, "request")
-            if value is not None:
-                self._tool_duration.record(value, attrs)
+            self._record_mcp_new(key, None, self._mcp_request_attrs, seconds)
         except Exception as exc:
             warn_dropped("request", exc)
 
-    def _mcp_series(
+    def _record_mcp_new(
         self,
         key: tuple[object, object, object, object],
         tool_call: str | None,
         table: dict[tuple[object, object, object, object], Attrs],
-    ) -> Attrs:
-        """Build (and cache, when nothing was folded) the attributes of one MCP series."""
+        seconds: float,
+    ) -> None:
+        """The slow path of the MCP records: an odd duration, or a series not cached yet."""
+        attrs = table.get(key)
+        cacheable = False
+        if attrs is None:
+            attrs, cacheable = self._mcp_series(key, tool_call)
+        value = clean_seconds(seconds, "tool" if tool_call else "request")
+        if value is None:
+            return
+        recorded = self._record_new(self._tool_duration, value, attrs)
+        if recorded and cacheable and len(table) < _MAX_CACHED_MCP_SERIES:
+            table[key] = attrs
+
+    def _mcp_series(
+        self, key: tuple[object, object, object, object], tool_call: str | None
+    ) -> tuple[Attrs, bool]:
+        """The attributes of one MCP series, and whether they may be cached under ``key``
+        (nothing was folded into ``_OTHER`` or truncated)."""
         raw_name, raw_error, raw_status, transport = key
         attrs: Attrs
         if tool_call is not None:
@@ -462,10 +499,8 @@ class Recorder:
             folded = folded or status != raw_status
         if transport is not None:
             attrs[n.NETWORK_TRANSPORT] = str(transport)
-        cacheable = all(part is None or _cacheable(part) for part in key)
-        if cacheable and not folded and len(table) < _MAX_CACHED_MCP_SERIES:
-            table[key] = attrs
-        return attrs
+        cacheable = not folded and all(part is None or _cacheable(part) for part in key)
+        return attrs, cacheable
 
     # --- providers -----------------------------------------------------------------------------
 
@@ -575,7 +610,7 @@ class Recorder:
                     self._session_attrs[transport] = attrs
             value = clean_seconds(seconds, "session")
             if value is not None:
-                self._session_duration.record(value, attrs)
+                self._record_new(self._session_duration, value, attrs)
         except Exception as exc:
             warn_dropped("session", exc)
 
@@ -634,11 +669,12 @@ class Recorder:
 def cardinality_limits(settings: Settings) -> dict[str, int]:
     """The SDK's per-instrument cardinality limit for each instrument, sized from the caps.
 
-    Each limit is the largest number of distinct attribute sets the recorder can produce for
-    that instrument, given ``METRICS_MAX_*`` and the fixed caps above: every bounded name folds
-    into ``_OTHER`` *before* the SDK would overflow, so the SDK's overflow series (which has no
-    ``error.type``, and would turn failures into successes) is never used. The SDK only
-    allocates a series when it is recorded, so a large limit costs nothing by itself.
+    For the MCP, session and cache instruments each limit is the largest number of distinct
+    attribute sets the recorder can produce, given ``METRICS_MAX_*`` and the fixed caps above:
+    every bounded name folds into ``_OTHER`` *before* the SDK would overflow, so the SDK's
+    overflow series (which has no ``error.type``, and would turn failures into successes) is
+    never used. The SDK only allocates a series when it is recorded, so a large limit costs
+    nothing by itself.
     """
     errors = settings.max_error_types + 1  # + _OTHER
     statuses = MAX_STATUS_CODES + 1
@@ -649,12 +685,15 @@ def cardinality_limits(settings: Settings) -> dict[str, int]:
     mcp = (tools + methods) * outcomes * TRANSPORT_VALUES
     # the origin API's tool series (no status code, no transport) share the instrument
     mcp += tools * (1 + errors)
-    providers = (settings.max_providers + 1) * (settings.max_models + 2) * (_MAX_OPERATIONS + 2)
+    # Provider series (provider x model x operation x error) are not sized from the product of
+    # their caps: that product is far beyond what a JSON document can hold. They keep a fixed
+    # room, past which the SDK's overflow series (reported under "_OTHER") takes the rest.
+    providers = max(2000, 4 * (settings.max_providers + settings.max_models + 1))
     caches = settings.max_caches + 1
     return {
         n.MCP_SERVER_OPERATION_DURATION: mcp,
-        n.GEN_AI_CLIENT_OPERATION_DURATION: providers * (1 + errors),
-        n.GEN_AI_CLIENT_TOKEN_USAGE: providers * 2,
+        n.GEN_AI_CLIENT_OPERATION_DURATION: providers,
+        n.GEN_AI_CLIENT_TOKEN_USAGE: providers,
         n.CACHE_REQUESTS: caches * 2,
         n.CACHE_EVICTIONS: caches,
         n.CACHE_SIZE_REJECTIONS: caches,

@@ -447,7 +447,8 @@ class SessionTracker:
             try:
                 on_close(closed)
             except Exception:
-                closed()
+                done = True
+                recorder.session_finished()  # never opened: no duration either
                 raise
         except Exception as exc:
             warn_once(

@@ -25,7 +25,7 @@ from tests.support.helpers import http_request
 
 DAY_MS = MAX_DURATION_SECONDS * 1000.0
 #: The documented ceiling of the JSON document with the default caps (docs/reliability.md).
-MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+MAX_DOCUMENT_BYTES = 12 * 1024 * 1024
 
 
 def vm_rss() -> int:
@@ -334,7 +334,7 @@ def test_the_worst_case_document_stays_under_its_bound(
     for i in range(520):
         name = f"{i:03d}" + "t" * pad
         otel_perf.record_tool_call(name, True, 1.0)
-        for j in range(0, 60, 3):
+        for j in range(60):  # every tool fails with every error type (past their cap)
             otel_perf.record_tool_call(name, False, float(j), errors[(i + j) % 60])
     models = [f"{j:03d}" + "m" * pad for j in range(220)]
     for i in range(110):

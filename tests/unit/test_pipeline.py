@@ -88,12 +88,18 @@ def test_durations_are_seconds_in_exponential_histograms() -> None:
     assert tool.unit == "s"
     assert isinstance(tool.data, ExponentialHistogram)
     points = {tuple(sorted(p.attributes.items())): p for p in tool.data.data_points}
-    ok = points[(("gen_ai.tool.name", "t"), ("mcp.method.name", "tools/call"))]
+    op = ("gen_ai.operation.name", "execute_tool")
+    ok = points[(op, ("gen_ai.tool.name", "t"), ("mcp.method.name", "tools/call"))]
     assert isinstance(ok, ExponentialHistogramDataPoint)
     assert ok.count == 1
     assert ok.sum == pytest.approx(0.25)
     failed = points[
-        (("error.type", "ValueError"), ("gen_ai.tool.name", "t"), ("mcp.method.name", "tools/call"))
+        (
+            ("error.type", "ValueError"),
+            op,
+            ("gen_ai.tool.name", "t"),
+            ("mcp.method.name", "tools/call"),
+        )
     ]
     assert failed.sum == pytest.approx(0.75)
 
@@ -165,6 +171,7 @@ def test_document_schema_units_and_rounding() -> None:
         "total_calls",
         "successful_calls",
         "failed_calls",
+        "client_errors",
         "success_rate",
         "avg_latency_ms",
         "p50_latency_ms",

@@ -1,0 +1,100 @@
+"""Overflow never changes the truth: past every cap, failures, successes and error types stay exact.
+
+otel-perf folds names into ``_OTHER`` itself (``METRICS_MAX_TOOLS``, ``METRICS_MAX_ERROR_TYPES``,
+...), and the SDK's per-instrument cardinality limits are sized from those caps, so the SDK's
+own overflow series (which has no ``error.type`` and so reads as successes) is never used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import otel_perf
+from otel_perf import _semconv as n
+from otel_perf._recorder import cardinality_limits
+from otel_perf._settings import Settings
+
+
+def sdk_points(metric_name: str) -> list[Any]:
+    data = otel_perf.configure().pipeline.collect()
+    assert data is not None
+    return [
+        point
+        for resource_metrics in data.resource_metrics
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+        if metric.name == metric_name
+        for point in metric.data.data_points
+    ]
+
+
+def load(tools: int, error_types: int, record: str) -> None:
+    recorder = otel_perf.configure().pipeline.recorder
+    for t in range(tools):
+        name = f"tool{t:04d}"
+        for e in range(error_types):
+            if record == "api":
+                otel_perf.record_tool_call(name, False, 1.0, f"Error{e:02d}")
+            else:
+                recorder.record_mcp_tool(name, 0.001, f"Error{e:02d}", None, "pipe")
+        if record == "api":
+            otel_perf.record_tool_call(name, True, 1.0)
+        else:
+            recorder.record_mcp_tool(name, 0.001, None, None, "pipe")
+        # a client mistake on every tool: counted, never a failure
+        recorder.record_mcp_tool(name, 0.001, None, "-32602", "pipe")
+
+
+@pytest.mark.parametrize("record", ["api", "integration"])
+@pytest.mark.parametrize(("tools", "error_types"), [(520, 20), (400, 5)])
+def test_counts_stay_exact_past_every_cap(tools: int, error_types: int, record: str) -> None:
+    load(tools, error_types, record)
+    document = otel_perf.get_all_metrics()
+    metrics = document["tool_metrics"]
+    kept = min(tools, 500)  # METRICS_MAX_TOOLS default
+    folded = tools - kept
+    assert len(metrics) == kept + (1 if folded else 0)
+    for t in range(kept):
+        entry = metrics[f"tool{t:04d}"]
+        assert entry["failed_calls"] == error_types
+        assert entry["successful_calls"] == 1
+        assert entry["client_errors"] == 1
+        assert entry["total_calls"] == error_types + 2
+        assert entry["error_types"] == {f"Error{e:02d}": 1 for e in range(error_types)}
+    if folded:
+        other = metrics[n.OTHER]
+        assert other["failed_calls"] == folded * error_types
+        assert other["successful_calls"] == folded
+        assert other["client_errors"] == folded
+        assert other["error_types"] == {f"Error{e:02d}": folded for e in range(error_types)}
+    assert sum(e["failed_calls"] for e in metrics.values()) == tools * error_types
+    assert sum(e["successful_calls"] for e in metrics.values()) == tools
+    assert document["system_metrics"]["total_requests"] == tools * (error_types + 2)
+    points = sdk_points(n.MCP_SERVER_OPERATION_DURATION)
+    assert not [p for p in points if p.attributes.get(n.SDK_OVERFLOW_ATTRIBUTE)]
+
+
+def test_error_types_past_their_cap_fold_but_failures_stay_failures() -> None:
+    otel_perf.configure(max_tools=3, max_error_types=4)
+    for t in range(5):
+        for e in range(10):
+            otel_perf.record_tool_call(f"t{t}", False, 1.0, f"E{e}")
+    metrics = otel_perf.get_all_metrics()["tool_metrics"]
+    assert sum(e["failed_calls"] for e in metrics.values()) == 50
+    assert sum(e["successful_calls"] for e in metrics.values()) == 0
+    assert metrics["t0"]["error_types"] == {"E0": 1, "E1": 1, "E2": 1, "E3": 1, n.OTHER: 6}
+    assert metrics[n.OTHER]["failed_calls"] == 20
+    points = sdk_points(n.MCP_SERVER_OPERATION_DURATION)
+    assert not [p for p in points if p.attributes.get(n.SDK_OVERFLOW_ATTRIBUTE)]
+
+
+def test_limits_cover_every_series_the_caps_allow() -> None:
+    settings = Settings(max_tools=500, max_error_types=50)
+    limits = cardinality_limits(settings)
+    # 501 tools x (success + 51 error types) is the old failure case; the limit is far above it
+    assert limits[n.MCP_SERVER_OPERATION_DURATION] >= 501 * 52 * 3
+    assert limits[n.CACHE_REQUESTS] == (settings.max_caches + 1) * 2
+    bigger = cardinality_limits(Settings(max_tools=5000, max_error_types=50))
+    assert bigger[n.MCP_SERVER_OPERATION_DURATION] > limits[n.MCP_SERVER_OPERATION_DURATION]
