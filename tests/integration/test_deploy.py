@@ -345,7 +345,14 @@ def test_the_dashboard_has_the_panels_operators_need() -> None:
     assert "rate(mcp_server_operation_duration_seconds_count" in " ".join(
         exprs["Tool request rate"]
     )
-    assert 'error_type!=""' in " ".join(exprs["Tool error rate"])
+    error_rate = " ".join(exprs["Tool error rate"])
+    assert 'error_type!=""' in error_rate
+    assert 'rpc_response_status_code=""' in error_rate  # client mistakes are not served calls
+    client = " ".join(exprs["Client mistakes by status code"])
+    assert 'error_type="", rpc_response_status_code!=""' in client
+    assert "mcp_server_session_duration_seconds_bucket" in " ".join(
+        exprs["Session duration p50 / p95"]
+    )
     assert 'cache_result="hit"' in " ".join(exprs["Cache hit rate"])
     provider = " ".join(exprs["Provider latency p50 / p95 / p99"])
     assert "gen_ai_client_operation_duration_seconds_bucket" in provider
@@ -376,6 +383,8 @@ def test_dashboard_and_alerts_use_only_metric_names_otel_perf_exposes() -> None:
     otel_perf.record_cache_eviction("c")
     pipeline = metrics.pipeline
     assert pipeline is not None
+    pipeline.recorder.session_started()
+    pipeline.recorder.session_finished(2.5, "tcp")  # what an MCP integration records
     exposed = set(re.findall(r"^([a-z_]+)\{", render(pipeline.collect()).decode(), re.M))
     rules = load_yaml(PROMETHEUS_DIR / "alerts.yml")
     exprs = [e for group in dashboard_exprs().values() for e in group]
