@@ -5,7 +5,8 @@
     .venv/bin/python -m benchmarks --quick    # seconds; checks the harness, not the figures
 
 Run it from the repository root. ``--only`` picks sections (comma-separated: overhead,
-snapshot, export, load, paths, memory, accuracy, request); ``--output`` writes elsewhere;
+snapshot, export, load, paths, memory, contention, accuracy, request); ``--output`` writes
+elsewhere;
 ``--check`` makes the exit status 1 when a target is missed.
 """
 
@@ -19,7 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import _accuracy, _export, _load, _memory, _overhead, _request_path, _snapshot
+from benchmarks import (
+    _accuracy,
+    _contention,
+    _export,
+    _load,
+    _memory,
+    _overhead,
+    _request_path,
+    _snapshot,
+)
 from benchmarks._report import ROOT, Section, environment, render
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "RESULTS.md"
@@ -197,6 +207,7 @@ def _sections(scale: Scale) -> dict[str, Callable[[], list[Section]]]:
             imports=scale.imports,
             profile_calls=scale.profile_calls // 20,
         ),
+        "contention": lambda: [_contention.run(seconds=1.0 if scale is QUICK else 5.0)],
         "accuracy": lambda: [
             _accuracy.run(
                 samples=scale.accuracy_samples,
