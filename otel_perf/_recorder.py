@@ -33,6 +33,11 @@ Attrs = dict[str, str]
 #: the caps already bound them; this only guards against a pathological mix).
 _MAX_CACHED_MCP_SERIES: Final = 1 << 20
 
+#: First records kept while a collection runs (see ``Recorder._record_new``). Past this many
+#: (a collection hung while new series keep coming), record calls go to the SDK directly and
+#: may wait for it: memory stays bounded and nothing is lost.
+_MAX_PENDING: Final = 65_536
+
 #: Durations above this (one day) are clamped to it: a larger value is certainly a caller bug,
 #: and one absurd value would force the exponential histogram to a coarser scale.
 MAX_DURATION_SECONDS: Final = 86_400.0
@@ -279,16 +284,17 @@ class Recorder:
 
         The SDK holds an instrument's lock for a whole collection and takes it to create a
         series, so a first record during a collection would wait for it. Instead such a
-        measurement is kept in :attr:`_pending` and handed to the SDK just before the next
-        collection (:meth:`begin_collection`): it is counted in that collection, and the record
-        call returns at once. Series the SDK already has are recorded directly.
+        measurement is kept in :attr:`_pending` (up to ``_MAX_PENDING``) and handed to the SDK
+        just before the next collection (:meth:`begin_collection`): it is counted in that
+        collection, and the record call returns at once. Series the SDK already has are
+        recorded directly.
         """
         key = (instrument, tuple(attrs.items()))
         if key in self._sdk_series:
             instrument.record(value, attrs)
             return True
         with self._series_lock:  # never held while a collection runs
-            if self._collecting:
+            if self._collecting and len(self._pending) < _MAX_PENDING:
                 self._pending.append((instrument, value, attrs))
                 return False
             instrument.record(value, attrs)

@@ -174,7 +174,9 @@ def test_prometheus_scrapes_the_same_numbers_as_the_json_view(
 def test_the_dashboard_queries_answer_on_live_traffic(
     prometheus: tuple[Prometheus, otel_perf.Metrics],
 ) -> None:
-    server, _ = prometheus
+    server, metrics = prometheus
+    assert metrics.pipeline is not None
+    recorder = metrics.pipeline.recorder
     stop = threading.Event()
 
     def traffic() -> None:
@@ -182,6 +184,10 @@ def test_the_dashboard_queries_answer_on_live_traffic(
         while not stop.is_set():
             otel_perf.record_tool_call("live", True, 30.0)
             otel_perf.record_tool_call("live", False, 30.0, "TimeoutError")
+            # what the MCP integrations add: a client mistake, and a session that ended
+            recorder.record_mcp_tool("live", 0.03, None, "-32602", "tcp")
+            recorder.session_started()
+            recorder.session_finished(0.03, "tcp")
             otel_perf.record_provider_call("anthropic", True, 30.0, input_tokens=5)
             otel_perf.record_provider_call("anthropic", False, 30.0, "RateLimitError")
             otel_perf.record_cache_hit("live_cache")

@@ -7,6 +7,7 @@ own overflow series (which has no ``error.type`` and so reads as successes) is n
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -98,3 +99,44 @@ def test_limits_cover_every_series_the_caps_allow() -> None:
     assert limits[n.CACHE_REQUESTS] == (settings.max_caches + 1) * 2
     bigger = cardinality_limits(Settings(max_tools=5000, max_error_types=50))
     assert bigger[n.MCP_SERVER_OPERATION_DURATION] > limits[n.MCP_SERVER_OPERATION_DURATION]
+
+
+def instrument_lock(metrics: otel_perf.Metrics, name: str) -> Any:
+    """The SDK's lock for instrument ``name``: what a collection holds while it reads the
+    instrument's series, and what ``record`` takes to create a series."""
+    assert metrics.meter_provider is not None
+    consumer = metrics.meter_provider._measurement_consumer
+    for storage in consumer._reader_storages.values():
+        for instrument, matches in storage._instrument_view_instrument_matches.items():
+            if instrument.name == name:
+                return matches[0]._lock
+    raise AssertionError(f"{name} has no storage yet")
+
+
+def test_a_record_creating_a_series_never_waits_for_a_running_collection() -> None:
+    """While a collection holds the MCP instrument's lock, records that create new series
+    return at once and are counted at the next collection."""
+    metrics = otel_perf.configure(json_enabled=False)
+    pipeline = metrics.pipeline
+    assert pipeline is not None
+    recorder = pipeline.recorder
+    otel_perf.record_tool_call("first", True, 1.0)  # the instrument's storage exists now
+    lock = instrument_lock(metrics, n.MCP_SERVER_OPERATION_DURATION)
+
+    def record_new_series() -> None:
+        for t in range(200):
+            recorder.record_mcp_tool(f"new{t}", 0.01, "ValueError", None, "tcp")
+            otel_perf.record_tool_call(f"api{t}", True, 1.0)
+
+    recorder.begin_collection()  # what the reader does before collecting ...
+    with lock:  # ... and what the SDK holds while it reads the instrument
+        worker = threading.Thread(target=record_new_series)
+        worker.start()
+        worker.join(10)
+        finished = not worker.is_alive()
+    recorder.end_collection()
+    worker.join(10)
+    assert finished, "a record call waited for the collection"
+    tools = otel_perf.get_all_metrics()["tool_metrics"]
+    assert all(tools[f"new{t}"]["error_types"] == {"ValueError": 1} for t in range(200))
+    assert all(tools[f"api{t}"]["successful_calls"] == 1 for t in range(200))
