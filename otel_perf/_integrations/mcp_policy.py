@@ -23,30 +23,47 @@ raised inside an ``except`` block) through every SDK wrapper layer (:data:`WRAPP
 stops at the first exception that is not a wrapper. A wrapper that wraps nothing is its own
 cause, so ``raise ToolError("empty argument")`` reads as ``ToolError``.
 
-**Public API** (typed; nothing here raises into the server):
+**API** (typed; nothing here raises into the server):
 
-=====================================  ==========================================================
-``Outcome`` / ``SUCCESS``              frozen result of one request (see above)
-``classify_exception(exc, *, wire)``   the outcome of a request that raised ``exc``; ``wire``
-                                       says whether the SDK answers it as a JSON-RPC error
-                                       (``True``) or folds it into an ``isError`` result
-``classify_result(result)``            the outcome of a request that returned ``result``
-``UNKNOWN_TOOL``                       the outcome of a call to a tool the server does not have
-``innermost_cause(exc)``               see "Error causes"
-``is_argument_error(exc)``             whether ``exc`` says the call's arguments were invalid
-``request_method(method, notif, o)``   the ``mcp.method.name`` to record (unserved -> ``_OTHER``)
-``SPEC_CLIENT_METHODS`` (and ``..._NOTIFICATION_METHODS``)  the specification's client methods
-``tool_name(params)``                  the tool name of a ``tools/call`` (mapping or model)
-``is_error_result(result)``            whether a ``tools/call`` result has ``isError: true``
-``ToolGate``                           registered tool names: ``known(name)``, ``add(name)``,
-                                       ``learn_listing(result)``; unknown names record as ``_OTHER``
-``SessionTracker``                     ``opened(recorder, key, on_close, transport)``; records
-                                       ``mcp.server.session.duration`` when the session ends
-``network_transport(over_http)``       ``"tcp"`` over HTTP, ``"pipe"`` on a stdio server, else
-                                       ``None`` (attribute omitted)
-``record_tool(recorder, ...)``         record one ``tools/call`` with its outcome
-``record_request(recorder, ...)``      record any other request or notification
-=====================================  ==========================================================
+- ``resolve_recorder()``: the recorder for this request, ``None`` when metrics are off.
+- ``Outcome`` / ``SUCCESS`` / ``UNKNOWN_TOOL``: how a request ended (see above).
+- ``classify_exception(exc, *, wire)``: the outcome of a request that raised ``exc``. ``wire``
+  says whether the SDK answers it as a JSON-RPC error (``True``; a non-MCP exception then gets
+  ``-32603``) or folds it into an ``isError`` result (``False``).
+- ``classify_result(result)``: the outcome of a ``tools/call`` that returned ``result``
+  (``isError`` -> failure ``tool_error``).
+- ``innermost_cause(exc)``, ``is_argument_error(exc)``: the two rules above, on their own.
+- ``request_method(method, is_notification, outcome)``: the ``mcp.method.name`` to record;
+  unserved methods fold into ``_OTHER`` (``SPEC_CLIENT_METHODS`` /
+  ``SPEC_CLIENT_NOTIFICATION_METHODS`` are the specification's, from mcp-types when present).
+- ``tool_name(params)``, ``is_error_result(result)``: read raw (mapping) or typed messages.
+- ``ToolGate(lookup=None)``: registered tool names. ``known(name)`` (a set lookup once seen;
+  else ``lookup(name)`` if given), ``resolve(name)`` (the name or ``_OTHER``), ``add(name)``,
+  ``learn_listing(result)`` (every name of a ``tools/list`` answer).
+- ``SessionTracker().opened(recorder, key, on_close, transport)``: count a handshake session
+  until ``on_close`` (which registers a callback the SDK runs once when the connection ends)
+  fires, then record ``mcp.server.session.duration``.
+- ``network_transport(over_http)``: ``"tcp"`` over HTTP, ``"pipe"`` on a stdio server, else
+  ``None`` (omit the attribute). Cache the non-HTTP answer per integration object.
+- ``record_tool(recorder, name, seconds, outcome, transport)`` and
+  ``record_request(recorder, method, seconds, outcome, transport)``.
+
+How an integration uses it, per ``tools/call`` (see :mod:`otel_perf.mcp`)::
+
+    recorder = resolve_recorder()                  # None: call through, record nothing
+    recorder.request_started(); start = perf_counter()
+    try:
+        result = await call_next(...)
+    except BaseException as exc:
+        outcome = classify_exception(exc, wire=...)  # then re-raise unchanged
+    else:
+        outcome = classify_result(result)
+    recorder.request_finished()
+    if not gate.known(name):                       # made-up name: _OTHER, a client mistake
+        name = "_OTHER"
+        if outcome.error_type is not None:
+            outcome = UNKNOWN_TOOL
+    record_tool(recorder, name, perf_counter() - start, outcome, transport)
 """
 
 from __future__ import annotations
@@ -100,6 +117,8 @@ METHOD_NOT_FOUND: Final = -32601
 INVALID_PARAMS: Final = -32602
 INTERNAL_ERROR: Final = -32603
 RESOURCE_NOT_FOUND: Final = -32002
+
+_METHOD_NOT_FOUND_STR: Final = str(METHOD_NOT_FOUND)
 
 #: JSON-RPC codes that say the *client* got something wrong: parse error, invalid request,
 #: method not found, invalid params, resource not found.
@@ -325,9 +344,6 @@ def request_method(method: object, is_notification: bool, outcome: Outcome) -> o
     if outcome.status_code == _METHOD_NOT_FOUND_STR and method not in SPEC_CLIENT_METHODS:
         return n.OTHER
     return method
-
-
-_METHOD_NOT_FOUND_STR: Final = str(METHOD_NOT_FOUND)
 
 
 class ToolGate:

@@ -175,6 +175,22 @@ async def test_a_flood_of_made_up_names_adds_nothing_but_other(kind: str, tmp_pa
             harness.connect("fastmcp", target.client_arg, "legacy") as client,
         ):
             await flood(client, "ok", {"x": 1}, "fastmcp")
+        await harness.wait_until(
+            harness.local_read(),
+            lambda d: d["system_metrics"]["active_sessions"] == 0,
+            "the session to end",
+        )
+        points = operation_points()
+        session = (("metric", n.MCP_SERVER_SESSION_DURATION), (n.NETWORK_TRANSPORT, "tcp"))
+        assert points[session] == 1
+        ok = (
+            ("metric", n.MCP_SERVER_OPERATION_DURATION),
+            (n.GEN_AI_OPERATION_NAME, n.OPERATION_EXECUTE_TOOL),
+            (n.GEN_AI_TOOL_NAME, "ok"),
+            (n.MCP_METHOD_NAME, "tools/call"),
+            (n.NETWORK_TRANSPORT, "tcp"),
+        )
+        assert points[ok] == 3
         real = {"ok"}
     else:
         otel_perf.configure()
