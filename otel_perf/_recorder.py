@@ -203,7 +203,8 @@ class Recorder:
         self._provider_attrs: dict[tuple[object, ...], Attrs] = {}
         self._cache_hit: dict[object, Attrs] = {}
         self._cache_miss: dict[object, Attrs] = {}
-        self._cache_plain: dict[object, Attrs] = {}
+        self._cache_evicted: dict[object, Attrs] = {}
+        self._cache_rejected: dict[object, Attrs] = {}
         #: The hot path of ``track_tool`` reads these two directly, saving a Python call (1-2 %
         #: of a tracked call): successful tool series by exact ``str`` name, and the histogram
         #: they go to. Read-only outside this class; see :meth:`tool_finished`.
@@ -291,13 +292,13 @@ class Recorder:
         """
         key = (instrument, tuple(attrs.items()))
         if key in self._sdk_series:
-            instrument.record(value, attrs)
+            _emit(instrument, value, attrs)
             return True
         with self._series_lock:  # never held while a collection runs
             if self._collecting and len(self._pending) < _MAX_PENDING:
                 self._pending.append((instrument, value, attrs))
                 return False
-            instrument.record(value, attrs)
+            _emit(instrument, value, attrs)
             if len(self._sdk_series) < _MAX_CACHED_MCP_SERIES:
                 self._sdk_series.add(key)
         return True
@@ -310,7 +311,7 @@ class Recorder:
         # is not held meanwhile, so record calls creating other series do not wait either.
         for instrument, value, attrs in pending:
             try:
-                instrument.record(value, attrs)
+                _emit(instrument, value, attrs)
                 self._sdk_series.add((instrument, tuple(attrs.items())))
             except Exception as exc:
                 warn_dropped("deferred", exc)
@@ -322,18 +323,29 @@ class Recorder:
         with self._series_lock:
             self._collecting = False
 
-    def _cache_attrs(
-        self, table: dict[object, Attrs], raw_name: object, result: str | None
-    ) -> Attrs:
+    def _count(
+        self,
+        instrument: Any,
+        table: dict[object, Attrs],
+        raw_name: object,
+        result: str | None,
+        amount: int,
+    ) -> None:
+        """Add ``amount`` to a cache counter series, building its attributes the first time."""
         attrs = table.get(raw_name) if _cacheable(raw_name) else None
-        if attrs is None:
-            name = self._caches.resolve(raw_name)
-            attrs = {n.CACHE_NAME: name}
-            if result is not None:
-                attrs[n.CACHE_RESULT] = result
-            if _cacheable(raw_name) and name == raw_name:
-                table[raw_name] = attrs
-        return attrs
+        if attrs is not None:
+            instrument.add(amount, attrs)
+            return
+        name = self._caches.resolve(raw_name)
+        attrs = {n.CACHE_NAME: name}
+        if result is not None:
+            attrs[n.CACHE_RESULT] = result
+        if (
+            self._record_new(instrument, amount, attrs)
+            and _cacheable(raw_name)
+            and name == raw_name
+        ):
+            table[raw_name] = attrs
 
     def _provider_series(
         self, raw_provider: object, raw_model: object, operation: object, raw_error: object | None
@@ -570,14 +582,13 @@ class Recorder:
 
     def record_cache_hit(self, cache_name: object) -> None:
         try:
-            self._cache_requests.add(1, self._cache_attrs(self._cache_hit, cache_name, n.CACHE_HIT))
+            self._count(self._cache_requests, self._cache_hit, cache_name, n.CACHE_HIT, 1)
         except Exception as exc:
             warn_dropped("cache", exc)
 
     def record_cache_miss(self, cache_name: object) -> None:
         try:
-            attrs = self._cache_attrs(self._cache_miss, cache_name, n.CACHE_MISS)
-            self._cache_requests.add(1, attrs)
+            self._count(self._cache_requests, self._cache_miss, cache_name, n.CACHE_MISS, 1)
         except Exception as exc:
             warn_dropped("cache", exc)
 
@@ -585,15 +596,13 @@ class Recorder:
         try:
             if type(count) is not int or not 0 <= count <= MAX_COUNT_VALUE:
                 count = _gauge_value(count, "cache evictions") or 0
-            attrs = self._cache_attrs(self._cache_plain, cache_name, None)
-            self._cache_evictions.add(count, attrs)
+            self._count(self._cache_evictions, self._cache_evicted, cache_name, None, count)
         except Exception as exc:
             warn_dropped("cache", exc)
 
     def record_cache_size_rejection(self, cache_name: object) -> None:
         try:
-            attrs = self._cache_attrs(self._cache_plain, cache_name, None)
-            self._cache_rejections.add(1, attrs)
+            self._count(self._cache_rejections, self._cache_rejected, cache_name, None, 1)
         except Exception as exc:
             warn_dropped("cache", exc)
 
@@ -705,6 +714,15 @@ def cardinality_limits(settings: Settings) -> dict[str, int]:
         n.CACHE_SIZE_REJECTIONS: caches,
         n.MCP_SERVER_SESSION_DURATION: TRANSPORT_VALUES,
     }
+
+
+def _emit(instrument: Any, value: float, attrs: Attrs) -> None:
+    """One measurement into a histogram (``record``) or a counter (``add``)."""
+    record = getattr(instrument, "record", None)
+    if record is not None:
+        record(value, attrs)
+    else:
+        instrument.add(value, attrs)
 
 
 def _gauge_value(count: object, what: str) -> int | None:

@@ -120,16 +120,19 @@ def test_a_record_creating_a_series_never_waits_for_a_running_collection() -> No
     pipeline = metrics.pipeline
     assert pipeline is not None
     recorder = pipeline.recorder
-    otel_perf.record_tool_call("first", True, 1.0)  # the instrument's storage exists now
+    otel_perf.record_tool_call("first", True, 1.0)  # the instruments' storage exists now
+    otel_perf.record_cache_hit("first")
     lock = instrument_lock(metrics, n.MCP_SERVER_OPERATION_DURATION)
+    cache_lock = instrument_lock(metrics, n.CACHE_REQUESTS)
 
     def record_new_series() -> None:
         for t in range(200):
             recorder.record_mcp_tool(f"new{t}", 0.01, "ValueError", None, "tcp")
             otel_perf.record_tool_call(f"api{t}", True, 1.0)
+            otel_perf.record_cache_miss(f"cache{t % 50}")
 
     recorder.begin_collection()  # what the reader does before collecting ...
-    with lock:  # ... and what the SDK holds while it reads the instrument
+    with lock, cache_lock:  # ... and what the SDK holds while it reads an instrument
         worker = threading.Thread(target=record_new_series)
         worker.start()
         worker.join(10)
@@ -140,3 +143,5 @@ def test_a_record_creating_a_series_never_waits_for_a_running_collection() -> No
     tools = otel_perf.get_all_metrics()["tool_metrics"]
     assert all(tools[f"new{t}"]["error_types"] == {"ValueError": 1} for t in range(200))
     assert all(tools[f"api{t}"]["successful_calls"] == 1 for t in range(200))
+    caches = otel_perf.get_all_metrics()["cache_metrics"]
+    assert all(caches[f"cache{c}"]["misses"] == 4 for c in range(50))
