@@ -367,9 +367,11 @@ class ToolGate:
 
     def known(self, name: object) -> bool:
         """Whether ``name`` is a registered tool (one set lookup for names seen before)."""
+        if type(name) is not str:  # a client can send any JSON value, unhashable ones too
+            return False
         if name in self._known:
             return True
-        if type(name) is not str or self._lookup is None:
+        if self._lookup is None:
             return False
         try:
             found = self._lookup(name)

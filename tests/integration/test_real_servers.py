@@ -353,6 +353,8 @@ def test_console_exporter_never_writes_into_the_stdio_protocol(tmp_path: Path) -
         }
         for i in range(5)
     ]
+    # a malformed call (the name is a list): answered with an error, and measured without harm
+    messages.append({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": ["x"]}})
     stderr_path = tmp_path / "stderr.txt"
     with (
         stderr_path.open("w") as stderr,  # a file: an unread pipe would fill and block the child
@@ -381,5 +383,6 @@ def test_console_exporter_never_writes_into_the_stdio_protocol(tmp_path: Path) -
     errors = stderr_path.read_text()
     answered = [json.loads(line) for line in lines if line.strip()]
     assert all(m.get("jsonrpc") == "2.0" for m in answered)
-    assert sorted(m["id"] for m in answered) == list(range(1, 3 + 5))
+    assert sorted(m["id"] for m in answered) == list(range(1, 9))
+    assert next(m for m in answered if m["id"] == 8)["error"]["code"] == -32602
     assert errors.count('"resource_metrics"') >= 3  # the console exporter ran, on stderr

@@ -167,6 +167,8 @@ def test_tool_gate_learns_from_lookups_listings_and_runs() -> None:
     assert gate.resolve("get_current_time") == "get_current_time"
     assert gate.resolve("delete_everything") == n.OTHER
     assert gate.resolve(None) == n.OTHER
+    assert gate.resolve(["a", "list"]) == n.OTHER  # any JSON value, unhashable ones too
+    assert gate.resolve({"a": 1}) == n.OTHER
     registered.add("added_at_run_time")  # a tool registered while the server runs
     assert gate.known("added_at_run_time")
     gate.learn_listing({"tools": [{"name": "listed"}, {"name": 5}, {}]})
