@@ -15,12 +15,13 @@ returns within its timeout whatever the receiver does.
 
 from __future__ import annotations
 
+import io
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, TextIO
+from typing import Final, TextIO, cast
 
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -237,14 +238,25 @@ def _otlp_exporter(settings: ExportSettings) -> MetricExporter:
 
 
 def console_stream() -> TextIO:
-    """Where the console exporter writes: stderr when stdout is a stdio server's protocol pipe
-    (see :mod:`otel_perf._stdio`), else stdout. Read when the exporter is created, so it is
-    ``sys.stdout``/``sys.stderr`` as they are then, not when the SDK module was imported."""
+    """Where the console exporter writes now: stderr when stdout is a stdio server's protocol
+    pipe (see :mod:`otel_perf._stdio`), else stdout (``sys.stdout``/``sys.stderr`` as they are
+    now, not as they were when the SDK module was imported)."""
     return sys.stderr if stdout_is_protocol_pipe() else sys.stdout
 
 
+class _ConsoleOut(io.TextIOBase):
+    """The console exporter's ``out``: picks the stream at each write, so the rule holds even
+    when what decides it (``otel-perf run``'s hooks) is set after the exporter was made."""
+
+    def write(self, text: str) -> int:
+        return console_stream().write(text)
+
+    def flush(self) -> None:
+        console_stream().flush()
+
+
 def _console_exporter() -> MetricExporter:
-    return ConsoleMetricExporter(out=console_stream())
+    return ConsoleMetricExporter(out=cast(TextIO, _ConsoleOut()))
 
 
 def start_forwarders(
@@ -265,7 +277,7 @@ def start_forwarders(
         target = f"{settings.endpoint} ({settings.protocol})"
         planned.append(("otlp", target, lambda: _otlp_exporter(settings), settings.delta))
     if settings.console:
-        target = "stderr" if stdout_is_protocol_pipe() else "stdout"
+        target = "stdout, or stderr on a stdio server"
         planned.append(("console", target, _console_exporter, False))
     forwarders = []
     for name, target, build, delta in planned:

@@ -204,8 +204,10 @@ def bootstrap() -> None:
         _forget_bootstrap_path()
         import otel_perf  # noqa: PLC0415 - the package imports this module's siblings
 
+        # Hooks first: their flag also tells the console exporter, started by configure(),
+        # that stdout may be a stdio server's protocol channel (otel_perf._stdio).
+        install_hooks()
         metrics = otel_perf.configure()
         _announce(metrics.url)
-        install_hooks()
     except Exception as exc:
         logger.warning("otel-perf: zero-code instrumentation failed (%s); running without it", exc)

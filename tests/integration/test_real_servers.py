@@ -322,14 +322,26 @@ async def test_fastmcp_middleware_from_the_constructor_and_added_later() -> None
         assert tools[name]["total_calls"] == 1
 
 
-def test_console_exporter_never_writes_into_the_stdio_protocol(tmp_path: Path) -> None:
+@pytest.mark.parametrize("launch", ["otel-perf run", "self-instrumented"])
+def test_console_exporter_never_writes_into_the_stdio_protocol(launch: str, tmp_path: Path) -> None:
     """A real stdio server fed JSON-RPC lines, console exporter every 100 ms: stdout stays
-    JSON-RPC only; the exporter's output goes to stderr."""
+    JSON-RPC only; the exporter's output goes to stderr. Under ``otel-perf run`` (the real
+    mcp-server-time), and in a server that configures otel-perf itself, where only the pipes
+    on stdin and stdout tell it stdout is the protocol."""
     env = harness.child_env(
-        {"OTEL_METRICS_EXPORTER": "console", "OTEL_METRIC_EXPORT_INTERVAL": "100"}
+        {
+            "OTEL_METRICS_EXPORTER": "console",
+            "OTEL_METRIC_EXPORT_INTERVAL": "100",
+            "OTEL_PERF_TEST_URL_FILE": str(tmp_path / "url.txt"),
+        }
     )
-    command = [sys.executable, "-m", "otel_perf", "run", "--"]
-    command += [sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"]
+    if launch == "otel-perf run":
+        command = [sys.executable, "-m", "otel_perf", "run", "--"]
+        command += [sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"]
+        tool, arguments = "get_current_time", {"timezone": "UTC"}
+    else:
+        command = [sys.executable, str(harness.HERE / "stdio_server.py"), "mcpserver"]
+        tool, arguments = "ok", {"x": 1}
     messages = [
         {
             "jsonrpc": "2.0",
@@ -349,7 +361,7 @@ def test_console_exporter_never_writes_into_the_stdio_protocol(tmp_path: Path) -
             "jsonrpc": "2.0",
             "id": 3 + i,
             "method": "tools/call",
-            "params": {"name": "get_current_time", "arguments": {"timezone": "UTC"}},
+            "params": {"name": tool, "arguments": arguments},
         }
         for i in range(5)
     ]
