@@ -12,7 +12,8 @@ the first time it is seen. The outcome is documented and never an exception:
   unassigned code points; spaces other than U+0020 become U+0020;
 - names longer than :data:`MAX_NAME_LENGTH` characters are cut to that length;
 - once ``cap`` distinct names are kept, every new name folds into ``"_OTHER"`` (with one
-  warning per registry), so memory and the JSON document stay bounded.
+  warning per registry), so memory and the JSON document stay bounded. ``"_OTHER"`` itself
+  (what the MCP integrations record for names the server does not have) takes no slot.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class NameRegistry:
     def resolve(self, raw: object) -> str:
         """Sanitise ``raw`` and return it, or ``"_OTHER"`` once the cap is reached."""
         name = sanitize(raw)
-        if name in self._kept:
+        if name in self._kept or name == n.OTHER:  # "_OTHER" never takes a real name's place
             return name
         with self._lock:
             if name in self._kept:

@@ -145,3 +145,16 @@ def test_a_record_creating_a_series_never_waits_for_a_running_collection() -> No
     assert all(tools[f"api{t}"]["successful_calls"] == 1 for t in range(200))
     caches = otel_perf.get_all_metrics()["cache_metrics"]
     assert all(caches[f"cache{c}"]["misses"] == 4 for c in range(50))
+
+
+def test_made_up_names_folded_first_do_not_take_a_real_tools_place() -> None:
+    pipeline = otel_perf.configure(max_tools=2).pipeline
+    assert pipeline is not None
+    recorder = pipeline.recorder
+    recorder.record_mcp_tool(n.OTHER, 0.001, None, "-32602", "tcp")  # a flood came first
+    for name in ("real1", "real2"):
+        recorder.record_mcp_tool(name, 0.001, None, None, "tcp")
+    tools = otel_perf.get_all_metrics()["tool_metrics"]
+    assert tools["real1"]["successful_calls"] == 1
+    assert tools["real2"]["successful_calls"] == 1
+    assert tools[n.OTHER]["client_errors"] == 1
