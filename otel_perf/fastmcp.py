@@ -100,8 +100,10 @@ class OtelPerfMiddleware(Middleware):
         self, recorder: Any, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
         name = policy.tool_name(context.message)
-        if type(name) is str and not self._tools.known(name):
+        known = self._tools.known(name)
+        if not known and type(name) is str:
             await self._look_up(context, name)  # once per real tool, per call of a made-up one
+            known = self._tools.known(name)
         transport = self._transport(context)
         recorder.request_started()
         start = perf_counter()
@@ -112,26 +114,16 @@ class OtelPerfMiddleware(Middleware):
             recorder.request_finished()
             # FastMCP answers a tool's exception with an isError result (not on the wire).
             outcome = policy.classify_exception(exc, wire=False)
-            self._record_tool(recorder, name, seconds, outcome, transport)
+            _record_tool(recorder, name if known else None, seconds, outcome, transport)
             raise
         seconds = perf_counter() - start
         recorder.request_finished()
-        self._record_tool(recorder, name, seconds, policy.classify_result(result), transport)
+        if known and not policy.is_error_result(result):
+            recorder.record_mcp_tool(name, seconds, None, None, transport)  # the common case
+            return result
+        outcome = policy.classify_result(result)
+        _record_tool(recorder, name if known else None, seconds, outcome, transport)
         return result
-
-    def _record_tool(
-        self,
-        recorder: Any,
-        name: object,
-        seconds: float,
-        outcome: policy.Outcome,
-        transport: str | None,
-    ) -> None:
-        if not self._tools.known(name):
-            name = n.OTHER
-            if outcome.error_type is not None:  # FastMCP could not find the tool
-                outcome = policy.UNKNOWN_TOOL
-        policy.record_tool(recorder, name, seconds, outcome, transport)
 
     async def _look_up(self, context: MiddlewareContext[Any], name: str) -> None:
         server = getattr(context.fastmcp_context, "fastmcp", None)
@@ -181,6 +173,17 @@ class OtelPerfMiddleware(Middleware):
             if hook is not None:
                 self._sessions.opened(recorder, hook[0], hook[1], self._transport(context))
         return result
+
+
+def _record_tool(
+    recorder: Any, name: object, seconds: float, outcome: policy.Outcome, transport: str | None
+) -> None:
+    """Record a call of tool ``name``; ``None``: a name the server does not have."""
+    if name is None:
+        name = n.OTHER
+        if outcome.error_type is not None:  # FastMCP could not find the tool
+            outcome = policy.UNKNOWN_TOOL
+    policy.record_tool(recorder, name, seconds, outcome, transport)
 
 
 def instrument(server: FastMCP[Any]) -> FastMCP[Any]:

@@ -153,8 +153,11 @@ class OtelPerfServerMiddleware:
         self, recorder: Any, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
         name = policy.tool_name(ctx.params)
-        if self._list_tools is not None and type(name) is str and not self._tools.known(name):
+        known = self._tools.known(name)
+        if not known and self._list_tools is not None and type(name) is str:
             await self._learn_tools(ctx)  # once per new real tool, and per call of a made-up one
+            known = self._tools.known(name)
+        transport = self._transport(ctx)
         holder = _ToolOutcome()
         token = _OUTCOME.set(holder)
         recorder.request_started()
@@ -165,14 +168,19 @@ class OtelPerfServerMiddleware:
             seconds = perf_counter() - start
             recorder.request_finished()
             outcome = holder.outcome or policy.classify_exception(exc, wire=True)
-            self._record_tool(recorder, ctx, name, seconds, outcome)
+            self._record_tool(recorder, name if known else None, seconds, outcome, transport)
             raise
         finally:
             _OUTCOME.reset(token)
         seconds = perf_counter() - start
         recorder.request_finished()
-        outcome = holder.outcome or policy.classify_result(result)
-        self._record_tool(recorder, ctx, name, seconds, outcome)
+        seen = holder.outcome
+        if seen is None and known and not policy.is_error_result(result):
+            # The common case, kept short: a registered tool that succeeded.
+            recorder.record_mcp_tool(name, seconds, None, None, transport)
+            return result
+        outcome = seen or policy.classify_result(result)
+        self._record_tool(recorder, name if known else None, seconds, outcome, transport)
         return result
 
     async def _learn_tools(self, ctx: ServerRequestContext[Any, Any]) -> None:
@@ -190,19 +198,20 @@ class OtelPerfServerMiddleware:
             )
             self._list_tools = None
 
+    @staticmethod
     def _record_tool(
-        self,
         recorder: Any,
-        ctx: ServerRequestContext[Any, Any],
         name: object,
         seconds: float,
         outcome: policy.Outcome,
+        transport: str | None,
     ) -> None:
-        if not self._tools.known(name):
+        """Record a call of tool ``name``; ``None``: a name the server does not have."""
+        if name is None:
             name = n.OTHER
             if outcome.error_type is not None:  # the SDK could not find the tool
                 outcome = policy.UNKNOWN_TOOL
-        policy.record_tool(recorder, name, seconds, outcome, self._transport(ctx))
+        policy.record_tool(recorder, name, seconds, outcome, transport)
 
     def _session_opened(
         self, recorder: Any, ctx: ServerRequestContext[Any, Any], transport: str | None
