@@ -79,6 +79,11 @@ class Guarded:
 
     add = record
 
+    def record_busy(self, value: float, attributes: dict[str, str]) -> None:
+        """Record from a thread that marked itself busy but holds no SDK lock: a collection
+        handing the SDK the first records it deferred (``Recorder.begin_collection``)."""
+        self._call(value, attributes)
+
     def abandon(self) -> None:
         """In a forked child: drop (and count) from now on; the SDK's locks may be held."""
         drops = self._drops

@@ -165,7 +165,12 @@ class Recorder:
         # (a signal handler), nor on one a fork left held (see otel_perf._guard).
         self._guarded = [
             Guarded(instrument.record, self.drops)
-            for instrument in (self._tool_duration, self._provider_duration, self._token_usage)
+            for instrument in (
+                self._tool_duration,
+                self._provider_duration,
+                self._token_usage,
+                self._session_duration,
+            )
         ] + [
             Guarded(instrument.add, self.drops)
             for instrument in (self._cache_requests, self._cache_evictions, self._cache_rejections)
@@ -174,6 +179,7 @@ class Recorder:
             self._tool_duration,
             self._provider_duration,
             self._token_usage,
+            self._session_duration,
             self._cache_requests,
             self._cache_evictions,
             self._cache_rejections,
@@ -311,7 +317,9 @@ class Recorder:
         # is not held meanwhile, so record calls creating other series do not wait either.
         for instrument, value, attrs in pending:
             try:
-                _emit(instrument, value, attrs)
+                # This thread is marked busy by the collection it is about to run, and holds no
+                # SDK lock yet: hand the measurement to the SDK past the reentrancy guard.
+                getattr(instrument, "record_busy", instrument.record)(value, attrs)
                 self._sdk_series.add((instrument, tuple(attrs.items())))
             except Exception as exc:
                 warn_dropped("deferred", exc)
