@@ -1,4 +1,4 @@
-"""Metrics for servers built with the official MCP Python SDK 2.x (``otel-perf[mcp]`` extra).
+"""The mcp 2.x hooks of :mod:`otel_perf.mcp` (which picks them when mcp 2.x is installed).
 
 >>> from mcp.server import MCPServer
 >>> import otel_perf.mcp
@@ -49,8 +49,8 @@ try:
     from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without mcp
     raise ImportError(
-        "otel_perf.mcp needs the official MCP SDK 2.x; install it with: "
-        "pip install 'otel-perf[mcp]'"
+        "otel_perf.mcp could not load the hooks for mcp 2.x from the installed mcp package "
+        f"({exc}); otel_perf.mcp supports the official MCP SDK 1.x and 2.x"
     ) from exc
 
 from otel_perf import _semconv as n
