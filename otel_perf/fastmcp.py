@@ -1,4 +1,4 @@
-"""Metrics for FastMCP 4.x servers (``pip install 'otel-perf[fastmcp]'``).
+"""Metrics for FastMCP 3.x and 4.x servers (``pip install 'otel-perf[fastmcp]'``).
 
 >>> from fastmcp import FastMCP
 >>> import otel_perf.fastmcp
@@ -18,6 +18,10 @@ others count under ``_OTHER``), with the innermost cause behind FastMCP's ``Tool
 ``error.type`` and ``tool_error`` for a result with ``is_error`` set; unknown tools and invalid
 arguments (FastMCP's ``NotFoundError`` / ``ValidationError``) as client mistakes, not failures;
 requests in flight; handshake sessions while open, and their duration when they end.
+
+FastMCP 3.x (on mcp 1.x) and 4.x (on mcp 2.x) have the same middleware API, so this one class
+serves both; what differs between the SDKs underneath (how a session's end is reached) is
+resolved in the policy.
 """
 
 from __future__ import annotations
@@ -25,18 +29,21 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Any
 
+from otel_perf._integrations import sdk_versions
+
 try:
     from fastmcp import FastMCP
     from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without fastmcp
     raise ImportError(
-        "otel_perf.fastmcp needs FastMCP 4.x; install it with: pip install 'otel-perf[fastmcp]'"
+        sdk_versions.import_failure_message(
+            "otel_perf.fastmcp", "fastmcp", "fastmcp", sdk_versions.FASTMCP_GENERATIONS, exc
+        )
     ) from exc
 
 from otel_perf import _semconv as n
 from otel_perf._integrations import mcp_policy as policy
 from otel_perf._log import warn_once
-from otel_perf.mcp import session_close_hook
 
 __all__ = ["OtelPerfMiddleware", "instrument"]
 
@@ -169,7 +176,7 @@ class OtelPerfMiddleware(Middleware):
                 session = fastmcp_context.session
             except Exception:  # no request context: nothing to attach the session to
                 return result
-            hook = session_close_hook(session)
+            hook = policy.session_close_hook(session)
             if hook is not None:
                 self._sessions.opened(recorder, hook[0], hook[1], self._transport(context))
         return result

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import otel_perf
+from otel_perf._integrations import sdk_versions
 
 #: The tool mix of the load generator: (tool, weight).
 TOOL_MIX: tuple[tuple[str, int], ...] = (
@@ -53,6 +54,20 @@ def _missing_extra(exc: ImportError) -> int:
     print(
         f"otel-perf demo needs the demo extra ({exc.name or exc} is missing): "
         "pip install 'otel-perf[demo]'",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _other_sdk_generation() -> int:
+    """The demo's server is written for mcp 2.x; never advise upgrading a 1.x environment."""
+    version = sdk_versions.installed_version("mcp")
+    print(
+        f"otel-perf demo runs an mcp 2.x server, and this environment has mcp {version}. "
+        "otel-perf measures mcp 1.x servers too (see the README), but installing the demo extra "
+        "here would upgrade mcp and break servers written for 1.x. Run the demo in an "
+        "environment of its own: python3 -m venv otel-perf-demo && "
+        "otel-perf-demo/bin/pip install 'otel-perf[demo]' && otel-perf-demo/bin/otel-perf demo",
         file=sys.stderr,
     )
     return 2
@@ -336,6 +351,9 @@ def _start_metrics(port: int, out: TextIO) -> otel_perf.Metrics:
 
 def run_demo(plan: LoadPlan, port: int, serve: bool, out: TextIO = sys.stdout) -> int:
     """Run the demo (see the module docstring); returns the exit code."""
+    generation = sdk_versions.mcp_generation()
+    if generation is not None and generation != 2:
+        return _other_sdk_generation()
     try:
         import cachetools  # noqa: F401, PLC0415 - fail early, with the extra's name
         import mcp  # noqa: F401, PLC0415

@@ -6,14 +6,19 @@
 
 1. configure otel-perf from the environment (the endpoint starts; its URL goes to stderr and,
    when asked, to a file);
-2. install post-import hooks that patch the constructors of ``mcp.server.Server``,
-   ``mcp.server.MCPServer`` and ``fastmcp.FastMCP`` the moment their modules are imported, so
-   every server built afterwards is instrumented. Nothing is imported early: a program that
-   never imports ``fastmcp`` does not pay for it.
+2. install post-import hooks that patch the constructors of the low-level ``Server``
+   (``mcp.server.lowlevel.server``, in mcp 1.x and 2.x), ``mcp.server.MCPServer`` (mcp 2.x) and
+   ``fastmcp.FastMCP`` (FastMCP 3.x and 4.x) the moment their modules are imported, so every
+   server built afterwards is instrumented. Nothing is imported early: a program that never
+   imports ``fastmcp`` does not pay for it.
 
-A server built inside another one's constructor (``MCPServer`` and ``FastMCP`` each build a
-low-level ``Server``) is left to the outer one, so each request is counted once. Nothing here
-raises into the program: a failure is one warning and the program runs uninstrumented.
+A server built inside another one's constructor (``MCPServer`` and ``fastmcp.FastMCP`` each
+build a low-level ``Server``) is left to the outer one, so each request is counted once. mcp
+1.x's own ``mcp.server.fastmcp.FastMCP`` is the exception on purpose: it is measured through
+the low-level ``Server`` it builds, which is instrumented before FastMCP registers its tool
+handler, so the tool function goes through the public ``call_tool`` decorator (see
+:mod:`otel_perf._integrations.mcp_v1`). Nothing here raises into the program: a failure is one
+warning and the program runs uninstrumented.
 """
 
 from __future__ import annotations

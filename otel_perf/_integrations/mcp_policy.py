@@ -45,6 +45,11 @@ cause, so ``raise ToolError("empty argument")`` reads as ``ToolError``.
   fires, then record ``mcp.server.session.duration``.
 - ``network_transport(over_http)``: ``"tcp"`` over HTTP, ``"pipe"`` on a stdio server, else
   ``None`` (omit the attribute). Cache the non-HTTP answer per integration object.
+- ``classify_code(code)``: the outcome of a request answered with JSON-RPC error ``code`` when
+  only the answer is seen (mcp 1.x); ``INVALID_ARGUMENTS``: a ``tools/call`` the SDK refused
+  before the tool ran.
+- ``session_close_hook(session)``: (key, register-a-close-callback) of an SDK session, mcp 1.x
+  or 2.x, for ``SessionTracker.opened``; ``None`` (one warning) if unreachable.
 - ``record_tool(recorder, name, seconds, outcome, transport)`` and
   ``record_request(recorder, method, seconds, outcome, transport)``.
 
@@ -88,6 +93,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLIENT_ERROR_CODES",
     "INTERNAL_ERROR",
+    "INVALID_ARGUMENTS",
     "INVALID_PARAMS",
     "SPEC_CLIENT_METHODS",
     "SPEC_CLIENT_NOTIFICATION_METHODS",
@@ -98,6 +104,7 @@ __all__ = [
     "Outcome",
     "SessionTracker",
     "ToolGate",
+    "classify_code",
     "classify_exception",
     "classify_result",
     "innermost_cause",
@@ -108,6 +115,7 @@ __all__ = [
     "record_tool",
     "request_method",
     "resolve_recorder",
+    "session_close_hook",
     "tool_name",
 ]
 
@@ -172,6 +180,8 @@ class Outcome:
 SUCCESS: Final = Outcome()
 UNKNOWN_TOOL: Final = Outcome(status_code=str(INVALID_PARAMS), client_error=True)
 _INVALID_PARAMS: Final = UNKNOWN_TOOL
+#: A ``tools/call`` the SDK refused before the tool ran (its arguments failed the input schema).
+INVALID_ARGUMENTS: Final = _INVALID_PARAMS
 _CANCELLED: Final = Outcome(error_type="CancelledError")
 
 
@@ -247,18 +257,24 @@ def classify_exception(exc: BaseException, *, wire: bool) -> Outcome:
             return _CANCELLED
         code = _json_rpc_code(exc)
         if code is not None:
-            status = str(code)
-            if code in CLIENT_ERROR_CODES:
-                return Outcome(status_code=status, client_error=True)
             inner = innermost_cause(exc)
-            error = status if inner is exc else type(inner).__name__
-            return Outcome(error_type=error, status_code=status)
+            if inner is exc or code in CLIENT_ERROR_CODES:
+                return classify_code(code)
+            return Outcome(error_type=type(inner).__name__, status_code=str(code))
         if is_argument_error(exc) or type(exc).__name__ in _NOT_FOUND_NAMES:
             return _INVALID_PARAMS
         error = type(innermost_cause(exc)).__name__
         return Outcome(error_type=error, status_code=str(INTERNAL_ERROR) if wire else None)
     except Exception:  # a hostile exception object must not break the server
         return Outcome(error_type=n.OTHER)
+
+
+def classify_code(code: int) -> Outcome:
+    """The outcome of a request answered with the JSON-RPC error ``code`` (no exception seen)."""
+    status = str(code)
+    if code in CLIENT_ERROR_CODES:
+        return Outcome(status_code=status, client_error=True)
+    return Outcome(error_type=status, status_code=status)
 
 
 _TOOL_ERROR_OUTCOME: Final = Outcome(error_type=TOOL_ERROR)
@@ -423,6 +439,42 @@ def network_transport(over_http: bool) -> str | None:
     if over_http:
         return "tcp"
     return "pipe" if stdout_is_protocol_pipe() else None
+
+
+def session_close_hook(
+    session: object,
+) -> tuple[object, Callable[[Callable[[], None]], object]] | None:
+    """(key, register-a-close-callback) of an SDK ``ServerSession``, or ``None`` (one warning).
+
+    Neither SDK generation has a public session lifecycle hook, so this reads one **private**
+    attribute per generation, the path FastMCP itself uses:
+
+    - mcp 2.x: the per-connection object (``mcp.server.connection.Connection``) has a documented
+      ``exit_stack`` that the SDK unwinds when the connection ends (client EOF, HTTP DELETE, idle
+      timeout, crash, shutdown), reachable from a request only through ``session._connection``;
+    - mcp 1.x (under FastMCP 3.x): the session itself unwinds its ``_exit_stack`` when its
+      context exits, which it does when the connection ends.
+
+    If a future SDK moves them, sessions are not measured (one warning); requests and tools
+    still are. (The mcp 1.x low-level integration needs neither: it sees each session's end
+    through the public ``Server.run()``.)
+    """
+    connection = getattr(session, "_connection", None)
+    if connection is not None:
+        key: object = connection
+        register = getattr(getattr(connection, "exit_stack", None), "callback", None)
+    else:
+        key = session
+        register = getattr(getattr(session, "_exit_stack", None), "callback", None)
+    if not callable(register):
+        warn_once(
+            "mcp-sessions",
+            "otel-perf: this mcp SDK version does not expose the end of a session "
+            "(session._connection.exit_stack in mcp 2.x, session._exit_stack in 1.x); sessions "
+            "are not measured. Requests and tool calls still are.",
+        )
+        return None
+    return key, register
 
 
 class SessionTracker:

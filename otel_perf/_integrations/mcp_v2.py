@@ -221,28 +221,8 @@ class OtelPerfServerMiddleware:
             self._sessions.opened(recorder, hook[0], hook[1], transport)
 
 
-def session_close_hook(
-    session: object,
-) -> tuple[object, Callable[[Callable[[], None]], object]] | None:
-    """(connection, register-a-close-callback) of an mcp 2.x ``ServerSession``, or ``None``.
-
-    mcp 2.x has no public session lifecycle hook. The per-connection object
-    (``mcp.server.connection.Connection``) has a documented ``exit_stack`` that the SDK unwinds
-    when the connection ends (client EOF, HTTP DELETE, idle timeout, crash, shutdown), reachable
-    from a request only through the private ``session._connection`` (the path FastMCP itself
-    uses). If a future SDK moves it, sessions are not measured (one warning).
-    """
-    connection = getattr(session, "_connection", None)
-    register = getattr(getattr(connection, "exit_stack", None), "callback", None)
-    if connection is None or not callable(register):
-        warn_once(
-            "mcp-sessions",
-            "otel-perf: this mcp SDK version does not expose the connection of a session "
-            "(session._connection.exit_stack); sessions are not measured. Requests and "
-            "tool calls still are.",
-        )
-        return None
-    return connection, register
+#: Where a session's end is reached, for mcp 2.x and 1.x alike: see the policy.
+session_close_hook = policy.session_close_hook
 
 
 def _wrap_call_tool(server: MCPServer[Any]) -> None:
