@@ -2,11 +2,19 @@
 """Developer entry point: sets up ./.venv by itself, then runs the demo or the test suite.
 
     python3 dev.py demo [demo options]   # the demo (see `otel-perf demo --help`)
-    python3 dev.py test [pytest options] # ruff, mypy --strict, then the whole pytest suite
+    python3 dev.py test [pytest options] # ruff, mypy --strict, then the whole pytest suite,
+                                         # including the mcp 1.x suite in its own environments
     python3 dev.py bench [options]       # the benchmarks; writes benchmarks/RESULTS.md
 
 Only Python 3.10+ and access to PyPI are needed. The virtual environment is rebuilt when
 pyproject.toml changes.
+
+The main environment (./.venv) has the newest SDKs (mcp 2.x, FastMCP 4.x). The mcp 1.x suite
+(tests/integration/mcp1: mcp 1.x servers, FastMCP 3.x, mcp-server-calculator) needs the older
+generation, which cannot share an environment with the newer one, so `test` also builds
+./.venv-mcp1 (mcp 1.30) and ./.venv-mcp126 (mcp 1.26) and runs that suite in each. It runs when
+no test path is given, or when a given path is inside tests/integration/mcp1 (which then runs
+only there).
 """
 
 from __future__ import annotations
@@ -24,29 +32,59 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".otel-perf-installed"
 
+#: The mcp 1.x suite and the environments it runs in: (directory, the mcp release it pins).
+MCP1_TESTS = "tests/integration/mcp1"
+MCP1_VENVS = ((ROOT / ".venv-mcp1", "mcp==1.30.*"), (ROOT / ".venv-mcp126", "mcp==1.26.*"))
+
 
 def _run(*cmd: str | Path) -> int:
     print("+", " ".join(str(c) for c in cmd), flush=True)
     return subprocess.call([str(c) for c in cmd], cwd=ROOT)
 
 
-def ensure_venv() -> None:
+def _python(venv_dir: Path) -> Path:
+    return (
+        venv_dir
+        / ("Scripts" if os.name == "nt" else "bin")
+        / ("python.exe" if os.name == "nt" else "python")
+    )
+
+
+def ensure_venv(venv_dir: Path = VENV, extra: str = "dev", *pins: str) -> Path:
+    """Create or refresh ``venv_dir`` with ``-e .[extra]`` and ``pins``; returns its python."""
     if sys.version_info < (3, 10):  # noqa: UP036 - dev.py may be run by an older python3
         raise SystemExit("otel-perf needs Python 3.10 or newer")
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if PYTHON.exists() and STAMP.exists() and STAMP.read_text().strip() == wanted:
-        return
-    if not PYTHON.exists():
-        print(f"creating {VENV}", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
+    python = _python(venv_dir)
+    stamp = venv_dir / ".otel-perf-installed"
+    recipe = (ROOT / "pyproject.toml").read_bytes() + repr((extra, pins)).encode()
+    wanted = hashlib.sha256(recipe).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
+        return python
+    if not python.exists():
+        print(f"creating {venv_dir}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(venv_dir)
     steps = [
-        (PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip"),
-        (PYTHON, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"),
+        (python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"),
+        (python, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[{extra}]", *pins),
     ]
     for step in steps:
         if _run(*step) != 0:
             raise SystemExit("installing the environment failed (see pip's output above)")
-    STAMP.write_text(wanted)
+    stamp.write_text(wanted)
+    return python
+
+
+def _split_mcp1(args: list[str]) -> tuple[list[str], list[str], bool, bool]:
+    """Split pytest ``args``: (main args, mcp1 args, run the main suite, run the mcp1 suite)."""
+    paths = [a for a in args if not a.startswith("-") and Path(a.split("::")[0]).exists()]
+    mcp1_paths = [
+        a for a in paths if Path(a.split("::")[0]).resolve().is_relative_to(ROOT / MCP1_TESTS)
+    ]
+    options = [a for a in args if a not in paths]
+    if not paths:
+        return args, [*options, MCP1_TESTS], True, True
+    main_args = [a for a in args if a not in mcp1_paths]
+    return main_args, [*options, *mcp1_paths], len(mcp1_paths) < len(paths), bool(mcp1_paths)
 
 
 def test(args: list[str]) -> int:
@@ -56,7 +94,15 @@ def test(args: list[str]) -> int:
         (PYTHON, "-m", "mypy", "--strict", "otel_perf", "tests/unit/test_typed_usage.py"),
     ]
     failed = [" ".join(map(str, c[2:4])) for c in checks if _run(*c) != 0]
-    code = _run(PYTHON, "-m", "pytest", *args)
+    main_args, mcp1_args, run_main, run_mcp1 = _split_mcp1(args)
+    codes = []
+    if run_main:
+        codes.append(_run(PYTHON, "-m", "pytest", *main_args))
+    if run_mcp1:
+        for venv_dir, pin in MCP1_VENVS:
+            python = ensure_venv(venv_dir, "dev-mcp1", pin)
+            codes.append(_run(python, "-m", "pytest", *mcp1_args))
+    code = next((c for c in codes if c != 0), 0)
     if failed:
         print(f"static checks failed: {', '.join(failed)}", file=sys.stderr)
         return code or 1
