@@ -21,7 +21,13 @@ import otel_perf
 import otel_perf.mcp
 from otel_perf import _semconv as n
 from tests.support.servers import harness, mcp1_apps
-from tests.support.servers.mcp1_harness import attrs, call, connect, operation_points
+from tests.support.servers.mcp1_harness import (
+    attrs,
+    call,
+    connect,
+    metric_points,
+    operation_points,
+)
 
 
 def build(kind: str, order: str = "after-registration") -> Any:
@@ -90,6 +96,14 @@ async def test_requests_tools_errors_and_session(kind: str, order: str) -> None:
     if kind == "lowlevel1":
         assert points[attrs(method="prompts/list")] == 1  # -32601: not a failure
     assert after["system_metrics"]["total_requests"] == sum(points.values())
+    # the semantic conventions' attributes, as on mcp 2.x
+    calls = metric_points(n.MCP_SERVER_OPERATION_DURATION)
+    unknown = [a for a, _ in calls if a.get(n.GEN_AI_TOOL_NAME) == n.OTHER]
+    assert unknown == [{**unknown[0], n.RPC_RESPONSE_STATUS_CODE: "-32602"}]
+    assert n.ERROR_TYPE not in unknown[0]
+    # one handshake session, ended: one mcp.server.session.duration value
+    sessions = metric_points(n.MCP_SERVER_SESSION_DURATION)
+    assert sum(count for _, count in sessions) == 1
 
 
 async def test_unknown_method_is_other_and_not_a_failure() -> None:
@@ -214,6 +228,8 @@ async def test_tool_function_not_reachable_degrades_with_one_warning(
         otel_perf.mcp.instrument(server)
     assert sum("tool_error" in r.getMessage() for r in caplog.records) == 1
     async with connect("lowlevel1", "memory", server) as client:
+        # a handler of its own does not ask the SDK's tools/list on a miss: the client's does
+        await client.list_tools()
         assert await call("lowlevel1", client, "boom", {}) == "is_error"
         assert await call("lowlevel1", client, "fine", {}) == "ok"
     tools = otel_perf.get_all_metrics()["tool_metrics"]

@@ -171,9 +171,11 @@ def check_tools(document: dict[str, Any]) -> None:
 
 
 def operation_points() -> dict[tuple[tuple[str, str], ...], int]:
-    """Counts of ``mcp.server.operation.duration`` per attribute set, from the SDK's data."""
+    """Counts of ``mcp.server.operation.duration`` per method / tool / error type, from the
+    SDK's data (other attributes, such as the status code and transport, are summed over)."""
     from otel_perf import _semconv as n
 
+    kept = {n.MCP_METHOD_NAME, n.GEN_AI_TOOL_NAME, n.ERROR_TYPE}
     data = otel_perf.configure().pipeline.collect()
     out: dict[tuple[tuple[str, str], ...], int] = {}
     for resource_metrics in data.resource_metrics:
@@ -181,7 +183,9 @@ def operation_points() -> dict[tuple[tuple[str, str], ...], int]:
             for metric in scope_metrics.metrics:
                 if metric.name == n.MCP_SERVER_OPERATION_DURATION:
                     for point in metric.data.data_points:
-                        key = tuple(sorted((k, str(v)) for k, v in point.attributes.items()))
+                        key = tuple(
+                            sorted((k, str(v)) for k, v in point.attributes.items() if k in kept)
+                        )
                         out[key] = out.get(key, 0) + point.count
     return out
 
@@ -191,3 +195,17 @@ def attrs(**kwargs: str) -> tuple[tuple[str, str], ...]:
 
     names = {"method": n.MCP_METHOD_NAME, "tool": n.GEN_AI_TOOL_NAME, "error": n.ERROR_TYPE}
     return tuple(sorted((names[k], v) for k, v in kwargs.items()))
+
+
+def metric_points(name: str) -> list[tuple[dict[str, str], int]]:
+    """(attributes, count) of every point of the histogram ``name``, from the SDK's data."""
+    data = otel_perf.configure().pipeline.collect()
+    out: list[tuple[dict[str, str], int]] = []
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == name:
+                    for point in metric.data.data_points:
+                        attributes = {k: str(v) for k, v in point.attributes.items()}
+                        out.append((attributes, point.count))
+    return out
