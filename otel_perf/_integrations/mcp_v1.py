@@ -43,6 +43,7 @@ import asyncio
 import contextvars
 import functools
 import importlib
+import inspect
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -138,8 +139,9 @@ def _over_http(item: object) -> bool:
 class _SessionTap:
     """Sees every message of one session (one ``run()``) and records it."""
 
-    def __init__(self, hooks: _ServerHooks) -> None:
+    def __init__(self, hooks: _ServerHooks, *, stateless: bool = False) -> None:
         self.hooks = hooks
+        self.stateless = stateless
         self.pending: dict[object, deque[_Pending]] = {}
         self.notes: dict[object, _ToolNote] = {}
         # A notification is timed until the session asks for the next message.
@@ -245,7 +247,7 @@ class _SessionTap:
         method = entry.method if entry.method in policy.SPEC_CLIENT_METHODS else n.OTHER
         label = policy.request_method(method, False, outcome)
         policy.record_request(recorder, label, seconds, outcome, entry.transport)
-        if entry.method == _INITIALIZE and code is None:
+        if entry.method == _INITIALIZE and code is None and not self.stateless:
             self.hooks.sessions.opened(recorder, self, self._session_end.append, entry.transport)
 
     def close(self) -> None:
@@ -388,6 +390,20 @@ def _wrap_registered_tool_function(server: Any, hooks: _ServerHooks) -> None:
 _HOOKS: weakref.WeakKeyDictionary[Any, _ServerHooks] = weakref.WeakKeyDictionary()
 
 
+def _is_stateless(run_session: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether this ``run()`` serves one stateless request (``stateless=True``, public).
+
+    The streamable-HTTP transport in stateless mode runs the server once per HTTP request; the
+    1.x client still sends ``initialize``, but the server keeps no session: none is counted, as
+    on mcp 2.x's stateless era.
+    """
+    try:
+        bound = inspect.signature(run_session).bind_partial(None, None, *args, **kwargs)
+    except (TypeError, ValueError):
+        return bool(kwargs.get("stateless", False))
+    return bool(bound.arguments.get("stateless", False))
+
+
 def _instrument_lowlevel(server: Any) -> None:
     if server in _HOOKS:
         return
@@ -416,7 +432,7 @@ def _instrument_lowlevel(server: Any) -> None:
     async def run(read_stream: Any, write_stream: Any, *args: Any, **kwargs: Any) -> Any:
         _wrap_list_tools(server, hooks)  # a tools/list handler registered after instrument()
         _wrap_registered_tool_function(server, hooks)
-        tap = _SessionTap(hooks)
+        tap = _SessionTap(hooks, stateless=_is_stateless(run_session, args, kwargs))
         token = _TAP.set(tap)
         try:
             return await run_session(

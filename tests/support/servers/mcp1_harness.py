@@ -59,7 +59,11 @@ async def connect(kind: str, transport: str, target: Any) -> AsyncIterator[Any]:
             )
             yield session
             return
-        if transport == "http":
+        if transport == "sse":
+            from mcp.client.sse import sse_client
+
+            read, write = await stack.enter_async_context(sse_client(target))
+        elif transport == "http":
             from mcp.client.streamable_http import streamable_http_client
 
             read, write, _ = await stack.enter_async_context(streamable_http_client(target))
