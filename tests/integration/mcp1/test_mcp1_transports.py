@@ -1,9 +1,9 @@
 """Every 1.x server kind over streamable HTTP and over stdio under ``otel-perf run``.
 
-HTTP (and SSE): the server instrumented with ``otel_perf.mcp.instrument`` (FastMCP 3.x through it too),
-under uvicorn on 127.0.0.1; stateful sessions count while open and end with the client's DELETE;
-stateless requests count no session. stdio: the unmodified server started by ``otel-perf run``
-and spawned by a real 1.x client, read over the child's own metrics endpoint.
+HTTP (and SSE): the server instrumented with ``otel_perf.mcp.instrument`` (FastMCP 3.x through
+it too), under uvicorn on 127.0.0.1; stateful sessions count while open and end with the
+client's DELETE; stateless requests count no session. stdio: the unmodified server started by
+``otel-perf run`` and spawned by a real 1.x client, read over the child's own metrics endpoint.
 """
 
 from __future__ import annotations
