@@ -16,7 +16,8 @@ mcp 1.x has no middleware. What it offers, and what :func:`instrument` uses:
   them itself), requests the session rejects before any handler (unknown methods, invalid
   params: ``-32602``), and cancellations. A session is counted from a successful
   ``initialize`` response until ``run()`` returns (client EOF, HTTP DELETE, idle timeout,
-  shutdown); a stateless HTTP request has no handshake and counts no session, as on mcp 2.x.
+  shutdown). A stateless server (``run(stateless=True)``, once per HTTP request) keeps no
+  session and counts none, although 1.x clients still send ``initialize``, as on mcp 2.x.
 - **the ``call_tool`` decorator and the ``request_handlers`` map** (public): the tool function
   a ``call_tool`` handler calls is wrapped, so the exception a failing tool raised is seen
   before the SDK folds it into an ``isError`` result, and so is a call refused before the tool
