@@ -234,8 +234,8 @@ class _SessionTap:
             ran = note is not None and note.ran
             if not self.hooks.listing and ran and not outcome.client_error:
                 self.hooks.tools.add(name)  # no tools/list to learn from: the tool ran
-            if not self.hooks.tools.known(name):
-                outcome = policy.UNKNOWN_TOOL
+            if not self.hooks.tools.known(name) and outcome.error_type is not None:
+                outcome = policy.UNKNOWN_TOOL  # a made-up name: the client's mistake
             tool = self.hooks.tools.resolve(name)
             policy.record_tool(recorder, tool, seconds, outcome, entry.transport)
             return
