@@ -258,3 +258,19 @@ async def test_fastmcp3_middleware_in_the_constructor(tmp_path: Path) -> None:
     after = otel_perf.get_all_metrics()
     assert after["system_metrics"]["active_sessions"] == 0
     assert after["system_metrics"]["concurrent_requests"] == 0
+
+
+async def test_fastmcp3_client_mistakes_and_made_up_names() -> None:
+    """On FastMCP 3.x as on 4.x: invalid arguments and made-up names are not failures."""
+    server = otel_perf.mcp.instrument(mcp1_apps.build("fastmcp3"))
+    async with connect("fastmcp3", "memory", server) as client:
+        assert await call("fastmcp3", client, "ok", {"x": 1}) == "ok"
+        assert await call("fastmcp3", client, "ok", {"x": "not a number"}) == "is_error"
+        assert await call("fastmcp3", client, "boom", {}) == "is_error"
+        for i in range(100):
+            assert await call("fastmcp3", client, f"tool_{i}", {}) == "is_error"
+    tools = otel_perf.get_all_metrics()["tool_metrics"]
+    assert sorted(tools) == sorted([n.OTHER, "ok", "boom"])
+    assert (tools["ok"]["total_calls"], tools["ok"]["failed_calls"]) == (2, 0)
+    assert tools["boom"]["error_types"] == {"ValueError": 1}
+    assert (tools[n.OTHER]["total_calls"], tools[n.OTHER]["failed_calls"]) == (100, 0)
