@@ -45,6 +45,7 @@ import contextvars
 import functools
 import importlib
 import inspect
+import sys
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -71,10 +72,9 @@ _CANCELLED: Final = policy.classify_exception(asyncio.CancelledError(), wire=Fal
 
 
 def _fastmcp_v1_class() -> type | None:
-    try:
-        module = importlib.import_module("mcp.server.fastmcp")
-    except ImportError:  # pragma: no cover - FastMCP has shipped inside mcp since 1.2
-        return None
+    # Checked through sys.modules: a FastMCP server exists only if its module is imported, and
+    # a program serving a low-level Server does not pay for importing FastMCP.
+    module = sys.modules.get("mcp.server.fastmcp")
     found = getattr(module, "FastMCP", None)
     return found if isinstance(found, type) else None
 
