@@ -5,9 +5,8 @@
     .venv/bin/python -m benchmarks --quick    # seconds; checks the harness, not the figures
 
 Run it from the repository root. ``--only`` picks sections (comma-separated: overhead,
-snapshot, export, load, paths, memory, contention, accuracy, request); ``--output`` writes
-elsewhere;
-``--check`` makes the exit status 1 when a target is missed.
+snapshot, export, load, paths, memory, contention, accuracy, request, multiprocess);
+``--output`` writes elsewhere; ``--check`` makes the exit status 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from benchmarks import (
     _export,
     _load,
     _memory,
+    _multiprocess,
     _overhead,
     _request_path,
     _snapshot,
@@ -73,6 +73,8 @@ class Scale:
     stdio_calls: int
     handshakes: int
     imports: int
+    multiprocess_rounds: int
+    multiprocess_calls: int
 
 
 FULL = Scale(
@@ -109,6 +111,8 @@ FULL = Scale(
     stdio_calls=100,
     handshakes=15,
     imports=11,
+    multiprocess_rounds=30,
+    multiprocess_calls=20,
 )
 
 QUICK = Scale(
@@ -145,6 +149,8 @@ QUICK = Scale(
     stdio_calls=5,
     handshakes=1,
     imports=1,
+    multiprocess_rounds=5,
+    multiprocess_calls=3,
 )
 
 
@@ -214,6 +220,9 @@ def _sections(scale: Scale) -> dict[str, Callable[[], list[Section]]]:
                 window=scale.accuracy_window,
                 seeds=scale.accuracy_seeds,
             )
+        ],
+        "multiprocess": lambda: [
+            _multiprocess.run(rounds=scale.multiprocess_rounds, calls=scale.multiprocess_calls)
         ],
     }
 

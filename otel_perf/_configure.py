@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
-from otel_perf import _state
+from otel_perf import _signals, _state
 from otel_perf._log import logger, warn_once
 from otel_perf._settings import load_settings
 
@@ -44,16 +45,46 @@ def configure(**overrides: Any) -> Metrics:
         started = Metrics(settings)
         _state.runtime = started
         _state.current = started.recorder
+        _state.configure_overrides = dict(overrides)
+        _state.inherited_overrides = None
         if not _state.atexit_registered:
-            atexit.register(_shutdown_at_exit)
+            atexit.register(shutdown_at_exit)
             _state.atexit_registered = True
+        _final_export_in_multiprocessing_child()
+        _signals.install()
         return started
 
 
+def _final_export_in_multiprocessing_child() -> None:
+    """A ``multiprocessing`` child started by fork ends with ``os._exit``: no ``atexit``.
+
+    It does run multiprocessing's own exit function, and with it the finalizers registered
+    with an exit priority, so the final export (and the last hand-over to the server's
+    endpoint) is registered there too, once per process.
+    """
+    module = sys.modules.get("multiprocessing")
+    if module is None or module.parent_process() is None:
+        return
+    pid = os.getpid()
+    if _state.multiprocessing_exit_pid == pid:
+        return
+    from multiprocessing import util  # noqa: PLC0415 - only in multiprocessing's children
+
+    util.Finalize(None, shutdown_at_exit, exitpriority=0)
+    _state.multiprocessing_exit_pid = pid
+
+
 def get_runtime() -> Metrics:
-    """The running instance, configuring from the environment first if needed."""
+    """The running instance, configuring from the environment first if needed.
+
+    In a forked child, "configuring" means as its parent was configured: the keyword settings
+    the parent's ``configure()`` got (a token above all) carry over.
+    """
     running = _state.runtime
-    return running if running is not None else configure()
+    if running is not None:
+        return running
+    inherited = _state.inherited_overrides
+    return configure(**inherited) if inherited is not None else configure()
 
 
 def active_recorder() -> Recorder | None:
@@ -67,6 +98,12 @@ def active_recorder() -> Recorder | None:
     if not isinstance(target, _state.Unconfigured):
         return target
     if _state.exiting:
+        warn_once(
+            "record-after-final-export",
+            "otel-perf: a call was recorded after the final export (at exit, or on SIGTERM/"
+            "SIGHUP); it is not exported. Record before otel-perf's atexit hook runs (an atexit "
+            "hook registered after the first record call runs before it)",
+        )
         return None
     try:
         get_runtime()
@@ -98,11 +135,13 @@ def shutdown(timeout_s: float = 5.0) -> None:
         running.shutdown(timeout_s)
 
 
-def _shutdown_at_exit() -> None:
+def shutdown_at_exit() -> None:
+    """The final export, at exit or on a signal; later record calls warn once and are dropped."""
     _state.exiting = True
     try:
         with _state.lock:
             running = _state.runtime
+            _state.current = _state.UNCONFIGURED  # late calls reach active_recorder(): warned
         if running is not None:
             running.shutdown(timeout_s=5.0)
     except Exception:  # pragma: no cover - interpreter teardown; nothing left to protect

@@ -147,7 +147,7 @@ class History:
         if pipeline is None:
             return None
         try:
-            data = pipeline.collect()
+            data = pipeline.view_collect()  # the whole server's, where merged
         except Exception as exc:
             warn_once(
                 "history:collect",

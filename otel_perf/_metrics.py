@@ -7,11 +7,13 @@ server, which it starts through :mod:`otel_perf._http.routes` (imported only the
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricsData
 
 from otel_perf._history import DEFAULT_CAPACITY, DEFAULT_INTERVAL_S, History
 from otel_perf._log import logger, warn_once
@@ -21,6 +23,7 @@ from otel_perf._settings import Settings
 
 if TYPE_CHECKING:
     from otel_perf._http.routes import Endpoint
+    from otel_perf._multiprocess import Member
 
 
 class Metrics:
@@ -50,10 +53,18 @@ class Metrics:
         self._closed = False
         #: Wall-clock start, for /health when metrics are off (the pipeline has its own).
         self.started_wall = time.time()
+        #: This process's part in its server's group (``None``: alone; otel_perf._multiprocess).
+        self._member: Member | None = None
+        #: While another process of the server serves: its port, to take over should it end.
+        self._standby_port: int | None = None
         if settings.enabled and settings.json_enabled:
-            from otel_perf._http.routes import start_endpoint  # noqa: PLC0415 - only when served
+            from otel_perf._multiprocess import join_group  # noqa: PLC0415 - only when served
 
-            self._endpoint = start_endpoint(self)
+            self._member = join_group(self._collect_own, settings.json_port)
+            self._serve()
+            if self._member is not None:
+                self._member.on_tick = self._take_over_if_free
+                self._member.start()
 
     # --- what the rest of the package uses -----------------------------------------------------
 
@@ -117,6 +128,105 @@ class Metrics:
         """The document as JSON bytes; concurrent callers share one collection and encoding."""
         return self._snapshot()[0].body
 
+    # --- many processes, one endpoint (otel_perf._multiprocess) -----------------------------------
+
+    def _collect_own(self) -> MetricsData | None:
+        """This process's own numbers: what it hands over to its server's endpoint."""
+        pipeline = self._pipeline
+        return pipeline.collect() if pipeline is not None else None
+
+    def _serve(self) -> None:
+        """Serve the endpoint, unless another process of this server already does."""
+        from otel_perf._http.routes import start_endpoint  # noqa: PLC0415 - only when served
+
+        member = self._member
+        if member is None:
+            self._endpoint = start_endpoint(self)
+            return
+        with member.locked():
+            holder = member.live_holder()
+            if holder is not None:
+                self._standby_port = holder.port
+                logger.info(
+                    "otel-perf: process %d serves this server's metrics on port %d; this "
+                    "process (%d) hands its numbers over to it",
+                    holder.pid,
+                    holder.port,
+                    os.getpid(),
+                )
+                return
+            self._merge_views(True)  # before the first request can arrive
+            self._endpoint = start_endpoint(self)
+            self._hold()
+
+    def _merge_views(self, merge: bool) -> None:
+        """Whether the endpoint's views merge the server's other processes' numbers."""
+        pipeline = self._pipeline
+        if pipeline is not None:
+            pipeline.view_source = self._member if merge else None
+
+    def _hold(self) -> None:
+        """Record this process as the one serving its server's endpoint (merging already)."""
+        member, endpoint = self._member, self._endpoint
+        if member is None or endpoint is None or endpoint.port is None:
+            self._merge_views(False)
+            return
+        member.claim(self.settings.json_host, endpoint.port, self.settings.auth_token)
+
+    def _take_over_if_free(self) -> None:
+        """On the sharing thread: take the port over when the process serving it has ended."""
+        member, port = self._member, self._standby_port
+        if member is None or port is None or self._endpoint is not None or self._closed:
+            return
+        if member.live_holder() is not None:
+            return
+        from otel_perf._http.routes import start_endpoint  # noqa: PLC0415 - only when served
+
+        with member.locked():
+            holder = member.live_holder()
+            if holder is not None:
+                self._standby_port = holder.port
+                return
+            if not member.may_take_over(self.settings.auth_token):
+                return
+            with self._lock:
+                if self._closed or self._endpoint is not None:
+                    return
+                self._merge_views(True)  # before the first request can arrive
+                endpoint = start_endpoint(self, port=port, quiet=True)
+                if endpoint is None:
+                    self._merge_views(False)
+                    return
+                self._endpoint = endpoint
+                self._standby_port = None
+                self._hold()
+        logger.info(
+            "otel-perf: the process serving this server's metrics ended; this one (%d) serves "
+            "them now on %s",
+            os.getpid(),
+            endpoint.url,
+        )
+
+    def per_process(self) -> list[dict[str, Any]]:
+        """Each process's own share of the endpoint's numbers (``/metrics?per_process=1``)."""
+        from otel_perf._multiprocess.rows import process_row  # noqa: PLC0415 - on request
+
+        rows = [process_row(os.getpid(), self._collect_own(), live=True, serving=True)]
+        member = self._member
+        if member is not None:
+            rows += member.rows()
+        return rows
+
+    def flush(self) -> None:
+        """Export and hand over everything recorded so far, stopping nothing (on a signal)."""
+        member = self._member
+        if member is not None:
+            member.publish()
+        pipeline = self._pipeline
+        if pipeline is not None:
+            for forwarder in pipeline.forwarders:
+                forwarder.export_once()
+
     # --- lifecycle -------------------------------------------------------------------------------
 
     def reset(self) -> None:
@@ -126,6 +236,9 @@ class Metrics:
             if old is None:
                 return
             self._pipeline = Pipeline(self.settings)
+            member = self._member
+            if member is not None and member.holding:
+                self._pipeline.view_source = member
             if self._endpoint is not None:
                 self._endpoint.forget_results()
         old.shutdown()
@@ -145,6 +258,9 @@ class Metrics:
         if pipeline is not None:
             # A tracked call that spans the fork ends in the child with this recorder in hand.
             pipeline.recorder.abandon_after_fork()
+        member, self._member = self._member, None
+        if member is not None:
+            member.abandon_after_fork()
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Stop the endpoint and shut the pipeline down (a final export, where one is set up)."""
@@ -154,10 +270,15 @@ class Metrics:
             self._closed = True
             endpoint, self._endpoint = self._endpoint, None
             pipeline = self._pipeline
+            member = self._member
         deadline = time.monotonic() + max(timeout_s, 0.0)
         if endpoint is not None:
             endpoint.stop(timeout_s)
         self.history.stop(timeout_s)
+        if member is not None:
+            # The last hand-over; the port is given up to another process of the server, which
+            # takes it over within a sharing interval.
+            member.stop(max(deadline - time.monotonic(), 0.0))
         if pipeline is not None:
             # The final export gets what is left of the budget: shutdown() stays within it.
             pipeline.shutdown(max(deadline - time.monotonic(), 0.0))

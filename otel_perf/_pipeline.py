@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry.sdk.metrics import (
     AlwaysOffExemplarFilter,
@@ -135,6 +136,14 @@ def build_resource() -> Resource:
         return Resource({"service.name": "unknown_service"})
 
 
+class ViewSource(Protocol):
+    """Merges this process's numbers with its server's other processes' (while it serves)."""
+
+    def merged(self, collect: Callable[[], MetricsData | None]) -> MetricsData | None: ...
+
+    def live_processes(self) -> int: ...
+
+
 class CollectionError(RuntimeError):
     """Reading the metrics failed (the SDK's collect raised). Recording is unaffected."""
 
@@ -186,6 +195,8 @@ class Pipeline:
         self._document_cache: DocumentCache | None = None
         self._snapshot_flight: SingleFlight[Snapshot] = SingleFlight(self._snapshot_now)
         self._closed = False
+        #: Set while this process serves its server's other processes' numbers too.
+        self.view_source: ViewSource | None = None
         # Push export (OTLP, console) reads this same reader on its own threads: no extra
         # aggregation on the record path, and no JSON-view window slice is closed by it.
         self.forwarders: list[Forwarder] = []
@@ -206,13 +217,24 @@ class Pipeline:
         """One raw collection from the shared reader (does not close a window slice)."""
         return self.reader.collect_data()
 
+    def view_collect(self) -> MetricsData | None:
+        """What the endpoint shows: this process's collection, merged with its server's other
+        processes' numbers while it serves for them (see :mod:`otel_perf._multiprocess`)."""
+        source = self.view_source
+        return source.merged(self.collect) if source is not None else self.collect()
+
+    def live_processes(self) -> int:
+        """How many live processes the endpoint's numbers include."""
+        source = self.view_source
+        return source.live_processes() if source is not None else 1
+
     def _snapshot_now(self) -> Snapshot:
         from otel_perf._document import build_document  # noqa: PLC0415 - see __init__
         from otel_perf._document_cache import DocumentCache  # noqa: PLC0415
 
         if self._document_cache is None:
             self._document_cache = DocumentCache()
-        data = self.collect()
+        data = self.view_collect()
         document = build_document(
             data,
             self.windows,
@@ -220,6 +242,7 @@ class Pipeline:
             start_time=self.start_time,
             cache=self._document_cache,
         )
+        document["system_metrics"]["processes"] = self.live_processes()
         return Snapshot(document)
 
     def snapshot(self) -> tuple[Snapshot, bool]:

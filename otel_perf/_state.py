@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported for annotations only: this module must stay a leaf
     from otel_perf._compat import PerformanceMetricsCollector
@@ -123,7 +123,22 @@ lock = threading.RLock()
 
 atexit_registered = False
 exiting = False
-"""Set by the atexit hook: late record calls must not start a new server."""
+"""Set by the final export (atexit hook, or a signal): late record calls must not start a new
+server; they are dropped, with one warning."""
+
+multiprocessing_exit_pid = 0
+"""The process whose final export is registered with multiprocessing's exit function."""
+
+configure_overrides: dict[str, Any] = {}
+"""The keyword settings of the ``configure()`` that made ``runtime``."""
+inherited_overrides: dict[str, Any] | None = None
+"""In a forked child: the parent's ``configure_overrides``, used by its implicit configuration
+(so a token given in code is never lost by a pre-fork worker)."""
+
+# --- signals (otel_perf._signals) ---------------------------------------------------------------
+
+replaced_signal_handlers: dict[int, Any] = {}
+"""Signal number -> the handler otel-perf's replaced (called, or restored, after its own)."""
 
 # --- warn-once (otel_perf._log) ------------------------------------------------------------------
 
@@ -157,10 +172,11 @@ def _after_fork_in_child() -> None:
 
     The parent's counts are not the child's, and the endpoint and its threads stay with the
     parent (the child closes its copy of the listening socket). The child configures anew on
-    its next record call.
+    its next record call, with the settings the parent's ``configure()`` was given, and joins
+    the parent's server group (see :mod:`otel_perf._multiprocess`).
     """
     global lock, warned_lock, lru_sources_lock, compat_lock, instrumentation_lock
-    global runtime, current
+    global runtime, current, inherited_overrides
     lock = threading.RLock()
     warned_lock = threading.RLock()
     lru_sources_lock = threading.Lock()
@@ -172,6 +188,8 @@ def _after_fork_in_child() -> None:
     runtime = None
     current = UNCONFIGURED
     if abandoned is not None:
+        # The child configures on its next record call, as the parent was configured.
+        inherited_overrides = dict(configure_overrides)
         abandoned.abandon_after_fork()
 
 
@@ -184,13 +202,17 @@ def reset(timeout_s: float = 5.0) -> None:
 
     Public as :func:`otel_perf.testing.reset`.
     """
-    global runtime, current, exiting
+    global runtime, current, exiting, configure_overrides, inherited_overrides
     exiting = False
     with lock:
         active, runtime = runtime, None
         current = UNCONFIGURED
+        configure_overrides, inherited_overrides = {}, None
     if active is not None:
         active.shutdown(timeout_s)
+    from otel_perf._signals import uninstall  # noqa: PLC0415 - a leaf imports lazily
+
+    uninstall()
     with warned_lock:
         warned.clear()
     with lru_sources_lock:
@@ -202,13 +224,17 @@ __all__: list[str] = [
     "Unconfigured",
     "compat_collector",
     "compat_lock",
+    "configure_overrides",
     "counting_classes",
     "current",
+    "inherited_overrides",
     "instrumentation_installed",
     "instrumentation_lock",
     "lock",
     "lru_sources",
     "lru_sources_lock",
+    "multiprocessing_exit_pid",
+    "replaced_signal_handlers",
     "reset",
     "runtime",
     "warned",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from otel_perf._integrations.bootstrap_paths import BOOTSTRAP_DIR, URL_FILE_ENV
+from otel_perf._integrations.bootstrap_paths import BOOTSTRAP_DIR, BOOTSTRAPPED_ENV, URL_FILE_ENV
 
 TYPE_CHECKING = False  # not typing's: see otel_perf._cli.main
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 def command_environment(url_file: str | None) -> dict[str, str]:
     """This process's environment with the bootstrap directory first on ``PYTHONPATH``."""
     env = dict(os.environ)
+    env.pop(BOOTSTRAPPED_ENV, None)  # the command is the top of its own process tree
     existing = env.get("PYTHONPATH")
     env["PYTHONPATH"] = f"{BOOTSTRAP_DIR}{os.pathsep}{existing}" if existing else str(BOOTSTRAP_DIR)
     if url_file:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from otel_perf._history import History
@@ -53,6 +53,10 @@ class Served(Protocol):
     def started_wall(self) -> float: ...
 
     def snapshot_body(self) -> bytes: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def per_process(self) -> list[dict[str, Any]]: ...
 
 
 #: Distinct ``/metrics/history?since=`` answers kept for reuse at once.
@@ -104,7 +108,7 @@ class Endpoint:
 
         # A raw collection: a scrape closes no JSON-view window slice.
         pipeline = self._metrics.pipeline
-        return prometheus.render(pipeline.collect() if pipeline is not None else None)
+        return prometheus.render(pipeline.view_collect() if pipeline is not None else None)
 
     def _prometheus_route(self, _request: Request) -> Response:
         try:
@@ -116,8 +120,14 @@ class Endpoint:
             raise ServiceUnavailable from exc
         return Response(200, body, PROMETHEUS_CONTENT_TYPE)
 
-    def _metrics_route(self, _request: Request) -> Response:
+    def _metrics_route(self, request: Request) -> Response:
+        per_process = parse_qs(request.query).get("per_process", [""])[0] in ("1", "true")
         try:
+            if per_process:
+                # The document plus each process's own share (see "Many processes").
+                document = self._metrics.snapshot()
+                document["processes"] = self._metrics.per_process()
+                return json_response(200, document)
             body = self._metrics_body.get()
         except CollectionError as exc:
             raise ServiceUnavailable from exc
@@ -157,12 +167,14 @@ class Endpoint:
             },
         )
 
-    def start(self) -> bool:
-        """Start serving; ``False`` (with one warning) when the port cannot be had."""
+    def start(self, port: int | None = None, *, quiet: bool = False) -> bool:
+        """Start serving (on ``port``, else the configured one); ``False`` when the port cannot
+        be had: with one warning, unless ``quiet``."""
         settings = self._metrics.settings
+        port = settings.json_port if port is None else port
         server = MetricsServer(
             settings.json_host,
-            settings.json_port,
+            port,
             self.routes(),
             cors_origins=settings.cors_origins,
             allowed_hosts=settings.allowed_hosts,
@@ -172,13 +184,16 @@ class Endpoint:
         try:
             server.start()
         except (OSError, RuntimeError) as exc:  # RuntimeError: no new threads at shutdown
-            logger.warning(
-                "otel-perf: cannot serve metrics on %s:%s (%s); recording continues, the JSON "
-                "endpoint is off (set METRICS_JSON_PORT to a free port, or 0)",
-                settings.json_host,
-                settings.json_port,
-                getattr(exc, "strerror", None) or exc,
-            )
+            if not quiet:
+                logger.warning(
+                    "otel-perf: cannot serve metrics on %s:%s (%s): another program holds the "
+                    "port (the processes of one server share it by themselves: see 'Many "
+                    "processes' in the README); recording and OTLP export continue, the JSON "
+                    "endpoint is off for this server; set METRICS_JSON_PORT to a free port, or 0",
+                    settings.json_host,
+                    port,
+                    getattr(exc, "strerror", None) or exc,
+                )
             return False
         exposed = exposure_warning(settings.json_host, settings.auth_token)
         if exposed is not None:
@@ -208,10 +223,13 @@ def routes_for(metrics: Served) -> dict[str, Route]:
     return Endpoint(metrics).routes()
 
 
-def start_endpoint(metrics: Served) -> Endpoint | None:
-    """Serve ``metrics`` on its configured host and port; ``None`` if that failed (warned)."""
+def start_endpoint(
+    metrics: Served, port: int | None = None, *, quiet: bool = False
+) -> Endpoint | None:
+    """Serve ``metrics`` on its configured host and port (or ``port``); ``None`` if that
+    failed (warned, unless ``quiet``)."""
     endpoint = Endpoint(metrics)
-    if not endpoint.start():
+    if not endpoint.start(port, quiet=quiet):
         return None
     metrics.history.start()
     return endpoint

@@ -37,7 +37,7 @@ from typing import Any, Final
 
 from otel_perf import _state
 from otel_perf._integrations import bootstrap_paths
-from otel_perf._integrations.bootstrap_paths import URL_FILE_ENV
+from otel_perf._integrations.bootstrap_paths import BOOTSTRAPPED_ENV, URL_FILE_ENV
 from otel_perf._log import logger, warn_once
 
 #: The bootstrap directory, as a path (see :mod:`otel_perf._integrations.bootstrap_paths`).
@@ -192,27 +192,32 @@ def _announce(url: str | None) -> None:
         partial.replace(target)  # readers never see half a URL
 
 
-def _forget_bootstrap_path() -> None:
-    # Processes this program starts should not all try to serve metrics on the same port:
-    # only the process `otel-perf run` started is instrumented.
-    entries = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    kept = [entry for entry in entries if entry and Path(entry).resolve() != BOOTSTRAP_DIR]
-    if kept:
-        os.environ["PYTHONPATH"] = os.pathsep.join(kept)
-    else:
-        os.environ.pop("PYTHONPATH", None)
-
-
 def bootstrap() -> None:
-    """What ``otel-perf run`` does inside the started program; never raises."""
+    """What ``otel-perf run`` does inside the started program; never raises.
+
+    The program ``otel-perf run`` started configures at once: its endpoint starts and is
+    announced. The Python processes it starts in turn (uvicorn and gunicorn workers, the
+    ``--reload`` worker, ``multiprocessing`` children, any ``python`` it runs) inherit the
+    bootstrap on ``PYTHONPATH`` and only install the hooks and the signal handlers: each
+    configures when it first records, joins its server's group (the ``OTEL_PERF_GROUP`` it
+    inherits) and hands its numbers over to the one endpoint (see "Many processes").
+    """
     try:
-        _forget_bootstrap_path()
+        descendant = BOOTSTRAPPED_ENV in os.environ
+        os.environ[BOOTSTRAPPED_ENV] = "1"
         import otel_perf  # noqa: PLC0415 - the package imports this module's siblings
 
         # Hooks first: their flag also tells the console exporter, started by configure(),
         # that stdout may be a stdio server's protocol channel (otel_perf._stdio).
         install_hooks()
-        metrics = otel_perf.configure()
-        _announce(metrics.url)
+        if descendant:
+            # Before the program installs its own: uvicorn puts back the handlers it found
+            # after its graceful shutdown and raises the signal again; ours then hand over.
+            from otel_perf import _signals  # noqa: PLC0415
+
+            _signals.install()
+        else:
+            metrics = otel_perf.configure()
+            _announce(metrics.url)
     except Exception as exc:
         logger.warning("otel-perf: zero-code instrumentation failed (%s); running without it", exc)

@@ -16,5 +16,9 @@ if TYPE_CHECKING:
 #: (set by ``otel-perf run --url-file``); useful with ``METRICS_JSON_PORT=0``.
 URL_FILE_ENV: Final = "OTEL_PERF_URL_FILE"
 
+#: Set in the environment by the bootstrap: a process that inherits it descends from the
+#: program ``otel-perf run`` started, and configures on first use instead of at startup.
+BOOTSTRAPPED_ENV: Final = "OTEL_PERF_BOOTSTRAPPED"
+
 #: The directory holding the ``sitecustomize`` that ``otel-perf run`` puts on ``PYTHONPATH``.
 BOOTSTRAP_DIR: Final = os.path.join(os.path.dirname(os.path.realpath(__file__)), "bootstrap")

@@ -1,11 +1,14 @@
 """Fork after ``configure()``, as a pre-fork server does.
 
-Documented behaviour (docs/reliability.md): a forked child starts fresh. Its first record call
-configures a new pipeline, so it never reports the parent's counts; the parent's endpoint and
+Documented behaviour (docs/reliability.md, README "Many processes"): a forked child starts
+fresh. Its first record call configures a new pipeline (with the settings the parent's
+``configure()`` was given), so it never reports the parent's counts; the parent's endpoint and
 threads stay with the parent, and the child closes its copy of the listening socket. The child
-serves on its own port when ``METRICS_JSON_PORT=0``; on a fixed port (taken by the parent) it
-warns once and records without an endpoint. Locks another thread held at the moment of the
-fork are replaced in the child, so nothing there can deadlock on them.
+belongs to the parent's server group: it hands its numbers over to the parent's endpoint and
+serves none of its own. With ``OTEL_PERF_GROUP=off`` it is a process of its own: it serves on
+its own port when ``METRICS_JSON_PORT=0``; on a fixed port (taken by the parent) it warns once
+and records without an endpoint. Locks another thread held at the moment of the fork are
+replaced in the child, so nothing there can deadlock on them.
 
 Every child reports through a pipe and ends with ``os._exit``; every wait has a timeout, and a
 child that does not answer in time is killed and fails the test.
@@ -102,7 +105,35 @@ def totals(document: dict[str, Any]) -> dict[str, int]:
     return {name: tool["total_calls"] for name, tool in document["tool_metrics"].items()}
 
 
-def test_a_forked_child_starts_fresh_and_serves_on_its_own_port() -> None:
+def test_a_forked_child_hands_its_numbers_to_the_parents_endpoint() -> None:
+    parent = otel_perf.configure()
+    for _ in range(5):
+        otel_perf.record_tool_call("parent-tool", True, 1.0)
+    assert parent.url is not None
+
+    def child() -> dict[str, Any]:
+        for _ in range(3):
+            otel_perf.record_tool_call("child-tool", True, 1.0)
+        mine = _configure.get_runtime()
+        assert mine is not parent
+        own = totals(otel_perf.get_all_metrics())
+        url = mine.url
+        otel_perf.shutdown()  # the final hand-over
+        return {"document": own, "url": url}
+
+    answers = [run_in_child(child) for _ in range(4)]  # four workers, one after another
+    for answer in answers:
+        assert answer["document"] == {"child-tool": 3}  # none of the parent's five
+        assert answer["url"] is None  # the parent serves for the whole group
+    # The parent's endpoint shows every process's calls, the ended children's included.
+    assert totals(get_json(parent.url)) == {"parent-tool": 5, "child-tool": 12}
+    assert _configure.get_runtime() is parent
+
+
+def test_with_sharing_off_a_forked_child_serves_on_its_own_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_PERF_GROUP", "off")
     parent = otel_perf.configure()
     for _ in range(5):
         otel_perf.record_tool_call("parent-tool", True, 1.0)
@@ -131,7 +162,10 @@ def test_a_forked_child_starts_fresh_and_serves_on_its_own_port() -> None:
     assert _configure.get_runtime() is parent
 
 
-def test_on_the_parents_port_the_child_warns_and_records_without_an_endpoint() -> None:
+def test_with_sharing_off_on_the_parents_port_the_child_warns_and_records_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_PERF_GROUP", "off")
     parent = otel_perf.configure()
     otel_perf.record_tool_call("parent-tool", True, 1.0)
     port = parent.port
@@ -168,9 +202,13 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def test_the_child_lets_go_of_the_parents_listening_socket() -> None:
+def test_the_child_lets_go_of_the_parents_listening_socket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Once the parent stops its endpoint, the port refuses connections even while a child
-    that inherited the listening socket is still alive."""
+    that inherited the listening socket is still alive (sharing off: else the child would
+    take the port over)."""
+    monkeypatch.setenv("OTEL_PERF_GROUP", "off")
     parent = otel_perf.configure()
     port = parent.port
     assert port is not None

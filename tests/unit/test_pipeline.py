@@ -207,7 +207,9 @@ def test_document_schema_units_and_rounding() -> None:
         "start_time",
         "uptime_seconds",
         "uptime_hours",
+        "processes",
     ]
+    assert system["processes"] == 1  # live processes included (see "Many processes")
     assert system["total_requests"] == 3
     assert system["start_time"] <= document["timestamp"]
     assert isinstance(document["timestamp"], float)

@@ -1,0 +1,313 @@
+"""Many processes, one endpoint: uvicorn --workers and gunicorn pre-fork, driven by real clients.
+
+Every server is a real ``MCPServer`` over streamable HTTP (stateless, so any worker answers any
+request) whose ``pid`` tool returns the answering worker's process id: the test counts the
+calls per worker on the client side and compares the endpoint's totals with that count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from otel_perf import _semconv as n
+from tests.support.multiprocess import (
+    Running,
+    drive,
+    gunicorn_command,
+    metrics,
+    otel_perf_run,
+    ports,
+    running,
+    server_env,
+    stop,
+    tool_calls,
+    try_metrics,
+    uvicorn_command,
+    wait_for_document,
+)
+from tests.support.otlp_sinks import LoopbackHttpSink, Recorder, attributes_of, iter_points
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="pre-fork servers: Linux")
+
+APP_DIR = Path(__file__).resolve().parents[1] / "support" / "servers"
+CONNECTIONS = 12
+CALLS = 15
+
+
+def _instrumented_env(metrics_port: int, **extra: str) -> dict[str, str]:
+    return server_env(
+        {"OTEL_PERF_TEST_INSTRUMENT": "1", "METRICS_JSON_PORT": str(metrics_port), **extra}
+    )
+
+
+def _check_exact(server: Running, supervisor: int = 0, *, spread: bool = True) -> None:
+    """Drive many connections; the endpoint's totals equal what the clients counted.
+
+    A worker joins its server when it first records, so the live processes are the workers
+    that answered, plus the supervisor when ``otel-perf run`` instrumented it too.
+    """
+    pids = drive(server, CONNECTIONS, CALLS)
+    total = sum(pids.values())
+    assert total == CONNECTIONS * CALLS
+    expected_processes = len(pids) + supervisor
+    document = wait_for_document(
+        server,
+        lambda d: tool_calls(d) == total and d["system_metrics"]["processes"] == expected_processes,
+        f"{total} calls from {expected_processes} processes",
+        query="?per_process=1",
+    )
+    if spread:
+        assert len(pids) >= 2, f"the load did not spread over the workers: {pids}"
+    assert document["tool_metrics"]["pid"]["failed_calls"] == 0
+    rows = {row["pid"]: row for row in document["processes"] if row["pid"] is not None}
+    for pid, count in pids.items():
+        assert rows[pid]["tool_calls"] == count, (pid, rows)
+    assert sum(1 for row in rows.values() if row["serving"]) == 1
+    # The Prometheus view shows the same merged totals.
+    text = metrics(server, path="/metrics/prometheus")
+    count_line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("mcp_server_operation_duration_seconds_count{")
+        and 'gen_ai_tool_name="pid"' in line
+        and "error_type" not in line
+    )
+    assert float(count_line.rsplit(" ", 1)[1]) == total
+
+
+def test_uvicorn_workers_show_exact_totals(tmp_path: Path) -> None:
+    port, metrics_port = ports()
+    env = _instrumented_env(metrics_port)
+    with running(
+        uvicorn_command(port, 3), tmp_path, env=env, port=port, metrics_port=metrics_port
+    ) as server:
+        _check_exact(server)
+    assert "cannot serve metrics" not in server.output()
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["fork", "preload"])
+def test_gunicorn_workers_show_exact_totals(tmp_path: Path, preload: bool) -> None:
+    port, metrics_port = ports()
+    env = _instrumented_env(metrics_port)
+    command = gunicorn_command(port, 3, preload=preload)
+    with running(command, tmp_path, env=env, port=port, metrics_port=metrics_port) as server:
+        _check_exact(server)
+    assert "cannot serve metrics" not in server.output()
+
+
+def _reload_command(port: int) -> list[str]:
+    command = uvicorn_command(port, 1)
+    return [*command[: command.index("--workers")], "--reload", "--reload-dir", str(APP_DIR)]
+
+
+@pytest.mark.parametrize("server_kind", ["uvicorn", "gunicorn", "uvicorn-reload"])
+def test_otel_perf_run_instruments_every_worker(tmp_path: Path, server_kind: str) -> None:
+    port, metrics_port = ports()
+    env = server_env({"METRICS_JSON_PORT": str(metrics_port)})  # no instrumentation in the app
+    inner = {
+        "uvicorn": lambda: uvicorn_command(port, 3),
+        "gunicorn": lambda: gunicorn_command(port, 3, preload=False),
+        "uvicorn-reload": lambda: _reload_command(port),
+    }[server_kind]()
+    with running(
+        otel_perf_run(inner), tmp_path, env=env, port=port, metrics_port=metrics_port
+    ) as server:
+        # The supervisor (uvicorn, its reloader) or master (gunicorn) serves, and counts as one
+        # of the live processes (with no calls of its own).
+        _check_exact(server, supervisor=1, spread=server_kind != "uvicorn-reload")
+    assert "cannot serve metrics" not in server.output()
+
+
+def test_killed_worker_and_holder_never_take_counts_back(tmp_path: Path) -> None:
+    port, metrics_port = ports()
+    env = _instrumented_env(metrics_port)
+    with running(
+        uvicorn_command(port, 3), tmp_path, env=env, port=port, metrics_port=metrics_port
+    ) as server:
+        first = sum(drive(server, 6, 10).values())
+        document = wait_for_document(
+            server,
+            lambda d: tool_calls(d) == first and d["system_metrics"]["processes"] == 3,
+            "the first calls",
+            query="?per_process=1",
+        )
+        rows = [row for row in document["processes"] if row["pid"] is not None]
+        holder = next(row["pid"] for row in rows if row["serving"])
+        worker = next(row["pid"] for row in rows if not row["serving"] and row["tool_calls"])
+
+        seen: list[int] = []
+
+        def watch(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                document = try_metrics(server)
+                if document is not None:
+                    seen.append(tool_calls(document))
+                time.sleep(0.05)
+
+        os.kill(worker, signal.SIGKILL)  # a worker dies mid-run
+        watch(3.0)
+        os.kill(holder, signal.SIGKILL)  # then the process serving the endpoint
+        watch(4.0)
+        assert seen, "the endpoint never answered"
+        drops = [(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(seen)) if b < a]
+        assert not drops, f"totals went down: {drops} of {len(seen)} readings"
+        assert seen[-1] == first, "another process took over with the totals intact"
+
+        survivor = next(row["pid"] for row in rows if row["pid"] not in (holder, worker))
+        answered = drive(server, 6, 10)
+        second = sum(answered.values())
+        # A worker joins its server when it first records: the survivor (serving now) and the
+        # restarted workers that answered.
+        live = len({survivor, *answered})
+        wait_for_document(
+            server,
+            lambda d: tool_calls(d) == first + second and d["system_metrics"]["processes"] == live,
+            f"every call, the killed workers' included, from {live} live processes",
+        )
+
+
+def test_unrelated_server_on_the_port_is_not_merged(tmp_path: Path) -> None:
+    """A second server (another group) finding the port taken warns once and keeps its own."""
+    port, metrics_port = ports()
+    first_env = _instrumented_env(metrics_port, OTEL_PERF_GROUP="first")
+    with running(
+        uvicorn_command(port, 2), tmp_path, env=first_env, port=port, metrics_port=metrics_port
+    ) as first:
+        drive(first, 2, 5)
+        wait_for_document(first, lambda d: tool_calls(d) == 10, "the first server's calls")
+        other_port, _ = ports()
+        other_env = _instrumented_env(metrics_port, OTEL_PERF_GROUP="second")
+        with running(
+            uvicorn_command(other_port, 1),
+            tmp_path,
+            env=other_env,
+            port=other_port,
+            metrics_port=metrics_port,
+        ) as second:
+            drive(second, 1, 7)
+            time.sleep(2.5)  # several sharing intervals
+            assert tool_calls(metrics(first)) == 10
+        output = second.output()
+    assert output.count("cannot serve metrics") == 1, output
+    assert "another program holds the port" in output
+    assert "METRICS_JSON_PORT" in output
+
+
+def test_garbage_in_the_group_directory_changes_nothing_but_one_warning(tmp_path: Path) -> None:
+    port, metrics_port = ports()
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = _instrumented_env(metrics_port, OTEL_PERF_GROUP="garbled", XDG_RUNTIME_DIR=str(runtime))
+    with running(
+        uvicorn_command(port, 2), tmp_path, env=env, port=port, metrics_port=metrics_port
+    ) as server:
+        first = sum(drive(server, 4, 5).values())
+        wait_for_document(server, lambda d: tool_calls(d) == first, "the first calls")
+        directory = runtime / f"otel-perf-{os.getuid()}" / f"garbled-{metrics_port}"
+        # A file named like a running process's (the test's own pid), full of garbage.
+        (directory / f"p.{os.getpid()}.0.pb").write_bytes(b"\xff\x00not protobuf" * 100)
+        second = sum(drive(server, 4, 5).values())
+        wait_for_document(server, lambda d: tool_calls(d) == first + second, "every call")
+        time.sleep(1.5)
+        assert tool_calls(metrics(server)) == first + second
+    assert server.output().count("left a file of this server's group out") == 1
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_multiprocessing_children_count_on_the_parents_endpoint(
+    tmp_path: Path, method: str
+) -> None:
+    _, metrics_port = ports()
+    ready = tmp_path / "ready"
+    env = server_env({"METRICS_JSON_PORT": str(metrics_port)})
+    log = tmp_path / "mp.log"
+    script = Path(__file__).resolve().parents[1] / "support" / "servers" / "mp_children.py"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(script), method, "3", "20", str(ready)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        server = Running(process, 0, metrics_port, log)
+        document = wait_for_document(
+            server,
+            lambda d: tool_calls(d, "child") == 60 and tool_calls(d, "parent") == 1,
+            "the children's calls on the parent's endpoint",
+        )
+        assert document["system_metrics"]["processes"] == 1  # the children have ended
+    finally:
+        Path(f"{ready}.stop").write_text("stop")
+        process.wait(30)
+    assert "cannot serve metrics" not in log.read_text()
+
+
+def test_sigterm_delivers_every_workers_calls_over_otlp(tmp_path: Path) -> None:
+    """uvicorn --workers stopped by SIGTERM: each worker's calls reach a real OTLP receiver."""
+    handler = Recorder()
+    sink = LoopbackHttpSink(handler)
+    sink.start()
+    port, metrics_port = ports()
+    env = _instrumented_env(
+        metrics_port,
+        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=sink.endpoint,
+        OTEL_METRIC_EXPORT_INTERVAL="600000",  # only the last exports can deliver
+    )
+    try:
+        with running(
+            uvicorn_command(port, 2), tmp_path, env=env, port=port, metrics_port=metrics_port
+        ) as server:
+            pids = drive(server, 6, 10)
+            wait_for_document(server, lambda d: tool_calls(d) == 60, "the calls")
+            assert stop(server.process) == 0
+        received: dict[str, int] = {}
+        for resource, metric, _, point in iter_points(handler.snapshot()):
+            attributes = attributes_of(point.attributes)
+            if metric.name == n.MCP_SERVER_OPERATION_DURATION and attributes.get(
+                n.GEN_AI_TOOL_NAME
+            ):
+                # cumulative: the newest point of each process (service.instance.id) counts
+                received[resource["service.instance.id"]] = int(point.count)
+        assert sum(received.values()) == sum(pids.values()) == 60
+        assert len(received) == len(pids)
+    finally:
+        sink.stop()
+
+
+def test_the_benchmark_rows_run_and_leave_otel_perf_unconfigured(tmp_path: Path) -> None:
+    """The harness's "Many processes" section (run with --quick), as a smoke test."""
+    output = tmp_path / "results.md"
+    code = (
+        "import benchmarks.__main__ as m, otel_perf._state as s;"
+        f"m.main(['--quick', '--only', 'multiprocess', '--output', {str(output)!r}]);"
+        "print(s.runtime is None and s.current is s.UNCONFIGURED)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "True"
+    text = output.read_text()
+    for row in ("contributing, 500 tools, idle", "answer time, 500 tools, 4 processes"):
+        assert row in text
