@@ -26,6 +26,7 @@ from tests.support.multiprocess import (
     otel_perf_run,
     ports,
     running,
+    runtime_dir,
     server_env,
     stop,
     tool_calls,
@@ -228,7 +229,9 @@ def test_multiprocessing_children_count_on_the_parents_endpoint(
 ) -> None:
     _, metrics_port = ports()
     ready = tmp_path / "ready"
-    env = server_env({"METRICS_JSON_PORT": str(metrics_port)})
+    env = server_env(
+        {"METRICS_JSON_PORT": str(metrics_port), "XDG_RUNTIME_DIR": str(runtime_dir(tmp_path))}
+    )
     log = tmp_path / "mp.log"
     script = Path(__file__).resolve().parents[1] / "support" / "servers" / "mp_children.py"
     with log.open("wb") as out:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from otel_perf import _semconv as n
-from tests.support.multiprocess import server_env
+from tests.support.multiprocess import runtime_dir, server_env
 from tests.support.otlp_sinks import LoopbackHttpSink, Recorder, free_port, latest, wait_for
 
 SERVERS = Path(__file__).resolve().parents[1] / "support" / "servers"
@@ -44,6 +44,7 @@ def _start(
             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": sink.endpoint,
             "OTEL_METRIC_EXPORT_INTERVAL": "600000",  # only the final export can deliver
             "METRICS_JSON_PORT": "0",
+            "XDG_RUNTIME_DIR": str(runtime_dir(tmp_path)),
         }
     )
     process = subprocess.Popen(
@@ -130,7 +131,7 @@ def test_a_forked_child_never_serves_without_the_token(tmp_path: Path) -> None:
     import json
 
     port, token = free_port(), "s3cret-token"
-    env = server_env()
+    env = server_env({"XDG_RUNTIME_DIR": str(runtime_dir(tmp_path))})
     log = tmp_path / "fork.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -44,6 +44,13 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def runtime_dir(tmp_path: Path) -> Path:
+    """A private runtime directory for the group files of the processes a test starts."""
+    directory = tmp_path / "runtime"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    return directory
+
+
 def uvicorn_command(port: int, workers: int) -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1", "--port", str(port),
@@ -95,6 +102,7 @@ def running(
 ) -> Iterator[Running]:
     """Start ``command``; yield once it accepts connections on ``port``; stop it afterwards."""
     log = tmp_path / f"server-{port}.log"
+    env = {"XDG_RUNTIME_DIR": str(runtime_dir(tmp_path)), **env}  # its group files stay here
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
