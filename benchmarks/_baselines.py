@@ -34,7 +34,13 @@ from otel_perf._pipeline import _views
 from otel_perf._recorder import Recorder
 from otel_perf._settings import Settings
 
-TOOL_ATTRS = {n.MCP_METHOD_NAME: n.METHOD_TOOLS_CALL, n.GEN_AI_TOOL_NAME: "search"}
+#: The attributes of the series a successful tracked call records (the semantic conventions'
+#: three: method, operation and tool name), so the bare record is the floor for the same data.
+TOOL_ATTRS = {
+    n.MCP_METHOD_NAME: n.METHOD_TOOLS_CALL,
+    n.GEN_AI_OPERATION_NAME: n.OPERATION_EXECUTE_TOOL,
+    n.GEN_AI_TOOL_NAME: "search",
+}
 CACHE_HIT_ATTRS = {n.CACHE_NAME: "semantic_cache", n.CACHE_RESULT: n.CACHE_HIT}
 
 

@@ -156,11 +156,11 @@ def _add_floor(kind: str, server: Any, bare: base.BareSdk) -> Any:
     """``server`` with a middleware that times each request and makes one SDK record.
 
     The floor of any metrics middleware built on the OpenTelemetry SDK: a ``perf_counter()``
-    pair and one ``Histogram.record`` with the two attributes of a tool series (built once), on
+    pair and one ``Histogram.record`` with the attributes of a tool series (built once), on
     a bare SDK provider with otel-perf's views. Nothing else: no error policy, no method label.
     """
     record = bare.histogram.record
-    attrs = {n.MCP_METHOD_NAME: n.METHOD_TOOLS_CALL, n.GEN_AI_TOOL_NAME: "echo"}
+    attrs = {**base.TOOL_ATTRS, n.GEN_AI_TOOL_NAME: "echo"}
     if kind == "fastmcp":
         from fastmcp.server.middleware import Middleware
 
