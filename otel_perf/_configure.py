@@ -21,28 +21,45 @@ if TYPE_CHECKING:
     from otel_perf._recorder import Recorder
 
 
-def configure(**overrides: Any) -> Metrics:
+def configure(*, meter_provider: object = None, **overrides: Any) -> Metrics:
     """Configure otel-perf from the environment (read now) and ``overrides``; idempotent.
 
-    Calling it again with the same resulting settings returns the running instance; different
-    settings replace it (the old endpoint stops, counts start from zero).
+    ``meter_provider``: an OpenTelemetry SDK ``MeterProvider`` of the application's to record
+    through (otel-perf adds its reader with ``add_metric_reader()``). Without it, otel-perf
+    uses the application's global SDK provider if one is set (unless
+    ``METRICS_USE_GLOBAL_METER_PROVIDER=false``), else builds its own.
+
+    Calling it again with the same resulting settings and provider returns the running
+    instance; anything different replaces it (the old endpoint stops, counts start from zero).
     """
     settings, warnings = load_settings(os.environ, overrides)
     # The SDK and everything behind the endpoint load on first use, not at ``import otel_perf``
     # (start-up counts for stdio servers, which MCP clients spawn on demand). Imported before
     # the lock is taken: an import must not wait for the lock, nor the lock for an import.
+    from otel_perf._app_provider import announce, check_explicit, global_provider  # noqa: PLC0415
     from otel_perf._metrics import Metrics  # noqa: PLC0415
 
+    explicit = None if meter_provider is None else check_explicit(meter_provider)
+
     with _state.lock:
+        app_provider = explicit
+        if app_provider is None and settings.enabled:
+            app_provider = global_provider(settings)
         running = _state.runtime
-        if running is not None and running.settings == settings:
+        if (
+            running is not None
+            and running.settings == settings
+            and running.app_provider is app_provider
+        ):
             return running
         for warning in warnings:
             logger.warning("otel-perf: %s", warning)
         if running is not None:
             logger.info("otel-perf: settings changed; restarting with the new ones")
             running.shutdown()
-        started = Metrics(settings)
+        if app_provider is not None:
+            announce(app_provider, explicit is not None, settings)
+        started = Metrics(settings, app_provider=app_provider)
         _state.runtime = started
         _state.current = started.recorder
         _state.configure_overrides = dict(overrides)

@@ -41,10 +41,15 @@ class Metrics:
         *,
         history_size: int = DEFAULT_CAPACITY,
         history_interval_s: float = DEFAULT_INTERVAL_S,
+        app_provider: MeterProvider | None = None,
     ) -> None:
         self.settings = settings
+        #: The application's MeterProvider otel-perf records through, or ``None`` (its own).
+        self.app_provider = app_provider
         self._lock = threading.RLock()
-        self._pipeline: Pipeline | None = Pipeline(settings) if settings.enabled else None
+        self._pipeline: Pipeline | None = (
+            Pipeline(settings, app_provider) if settings.enabled else None
+        )
         self._endpoint: Endpoint | None = None
         #: Recent per-interval samples for trends (``/metrics/history``), filled while serving.
         self.history = History(
@@ -235,7 +240,7 @@ class Metrics:
             old = self._pipeline
             if old is None:
                 return
-            self._pipeline = Pipeline(self.settings)
+            self._pipeline = Pipeline(self.settings, self.app_provider)
             member = self._member
             if member is not None and member.holding:
                 self._pipeline.view_source = member

@@ -11,25 +11,30 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from opentelemetry.sdk.metrics import (
     AlwaysOffExemplarFilter,
     AlwaysOnExemplarFilter,
+    Counter,
     ExemplarFilter,
+    Histogram,
     MeterProvider,
     TraceBasedExemplarFilter,
 )
-from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
+from opentelemetry.sdk.metrics.export import MetricReader, MetricsData, ResourceMetrics
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 
 from otel_perf import _semconv as n
+from otel_perf import _state
+from otel_perf._app_provider import check_views
 from otel_perf._guard import collecting
 from otel_perf._guard import state as guard_state
 from otel_perf._integrations import lru_cache_sources as _cache_sources
 from otel_perf._json import to_json_bytes
 from otel_perf._log import logger
+from otel_perf._observables import Relay, relay_for
 from otel_perf._recorder import Recorder, cardinality_limits
 from otel_perf._settings import Settings
 from otel_perf._singleflight import SingleFlight
@@ -101,9 +106,7 @@ class PullReader(MetricReader):
 
 
 def _views(settings: Settings) -> list[View]:
-    exponential = ExponentialBucketHistogramAggregation(
-        max_size=settings.histogram_buckets, max_scale=n.EXPONENTIAL_MAX_SCALE
-    )
+    exponential = _exponential(settings)
     # Every instrument's cardinality limit is sized from otel-perf's own caps (see
     # cardinality_limits): names fold into "_OTHER" before the SDK's overflow series, which
     # carries no error.type, is ever used. The SDK also takes the instrument's lock for an
@@ -118,6 +121,50 @@ def _views(settings: Settings) -> list[View]:
         )
         for name, limit in limits.items()
     ]
+
+
+def _exponential(settings: Settings) -> ExponentialBucketHistogramAggregation:
+    return ExponentialBucketHistogramAggregation(
+        max_size=settings.histogram_buckets, max_scale=n.EXPONENTIAL_MAX_SCALE
+    )
+
+
+def _shared_reader(settings: Settings) -> PullReader:
+    """otel-perf's reader for the application's provider: exponential buckets for histograms
+    and room for every series, asked of the reader since the provider's Views are not ours.
+
+    A reader's limits are per instrument class, so each class gets the largest of otel-perf's
+    limits (see :func:`otel_perf._recorder.cardinality_limits`; the SDK allocates a series only
+    when it is recorded, so room costs nothing by itself)."""
+    room = max(cardinality_limits(settings).values())
+    return PullReader(
+        preferred_aggregation={Histogram: _exponential(settings)},
+        cardinality_limits={Histogram: room, Counter: room},
+    )
+
+
+#: The instrumentation scopes otel-perf records under.
+OWN_SCOPES: Final = frozenset({n.METER_NAME, _cache_sources.SCOPE_NAME})
+
+
+def own_scopes(data: MetricsData | None) -> MetricsData | None:
+    """``data`` with only otel-perf's instrumentation scopes in it."""
+    if data is None:
+        return None
+    return MetricsData(
+        resource_metrics=[
+            ResourceMetrics(
+                resource=resource_metrics.resource,
+                scope_metrics=[
+                    scope_metrics
+                    for scope_metrics in resource_metrics.scope_metrics
+                    if scope_metrics.scope.name in OWN_SCOPES
+                ],
+                schema_url=resource_metrics.schema_url,
+            )
+            for resource_metrics in data.resource_metrics
+        ]
+    )
 
 
 def exemplar_filter(name: str) -> ExemplarFilter:
@@ -174,21 +221,41 @@ class Pipeline:
     document instead of collecting again.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, meter_provider: MeterProvider | None = None) -> None:
+        """``meter_provider``: the application's SDK provider to record through (see
+        :mod:`otel_perf._app_provider`); ``None`` builds otel-perf's own.
+        """
         self.settings = settings
-        self.reader = PullReader()
-        self.meter_provider = MeterProvider(
-            metric_readers=[self.reader],
-            resource=build_resource(),
-            views=_views(settings),
-            shutdown_on_exit=False,  # otel-perf's own atexit hook shuts down in order
-            exemplar_filter=exemplar_filter(settings.exemplar_filter),
+        #: Whether otel-perf records through the application's provider rather than its own.
+        self.shared = meter_provider is not None
+        if meter_provider is None:
+            self.reader = PullReader()
+            meter_provider = MeterProvider(
+                metric_readers=[self.reader],
+                resource=build_resource(),
+                views=_views(settings),
+                shutdown_on_exit=False,  # otel-perf's own atexit hook shuts down in order
+                exemplar_filter=exemplar_filter(settings.exemplar_filter),
+            )
+            relay = Relay()
+        else:
+            # The application's Views, resource and exemplar filter stay its own; what otel-perf
+            # needs of its histograms (exponential buckets, room for every series) is asked of
+            # its reader instead, which a View of the application's can still override.
+            self.reader = _shared_reader(settings)
+            meter_provider.add_metric_reader(self.reader)
+            relay = relay_for(meter_provider)
+        self.meter_provider = meter_provider
+        self._relay = relay
+        self.recorder = Recorder(
+            self.meter_provider.get_meter(n.METER_NAME, __version__), settings, relay
         )
-        self.recorder = Recorder(self.meter_provider.get_meter(n.METER_NAME, __version__), settings)
         self.reader.recorder = self.recorder
+        if self.shared:
+            check_views(meter_provider, self.recorder.instruments())
         # functools.lru_cache statistics, read at collect time (see
         # otel_perf._integrations.lru_cache_sources)
-        _cache_sources.attach(self.meter_provider)
+        _cache_sources.attach(self.meter_provider, relay, self)
         self.windows = WindowTracker(settings.window_size)
         # Per-series work reused between snapshots; made by the first one, with the document
         # code, so that start-up does not load what only snapshots need.
@@ -198,10 +265,12 @@ class Pipeline:
         #: Set while this process serves its server's other processes' numbers too.
         self.view_source: ViewSource | None = None
         # Push export (OTLP, console) reads this same reader on its own threads: no extra
-        # aggregation on the record path, and no JSON-view window slice is closed by it.
+        # aggregation on the record path, and no JSON-view window slice is closed by it. On the
+        # application's provider, exporting is the application's: its readers already carry
+        # otel-perf's metrics, and a second exporter would send them twice.
         self.forwarders: list[Forwarder] = []
         export = settings.export
-        if export.otlp or export.console or export.prometheus:
+        if not self.shared and (export.otlp or export.console or export.prometheus):
             # Imported only when push export is asked for: start-up counts for stdio servers.
             from otel_perf._export.forwarder import start_forwarders  # noqa: PLC0415
 
@@ -214,8 +283,14 @@ class Pipeline:
         return self.recorder.start_time
 
     def collect(self) -> MetricsData | None:
-        """One raw collection from the shared reader (does not close a window slice)."""
-        return self.reader.collect_data()
+        """One raw collection from the shared reader (does not close a window slice).
+
+        On the application's provider only otel-perf's own scopes are kept: the application's
+        instruments are its exporters' business, and one of them using a name of otel-perf's
+        (``mcp.server.operation.duration``, say) must not be counted into otel-perf's numbers.
+        """
+        data = self.reader.collect_data()
+        return own_scopes(data) if self.shared else data
 
     def view_collect(self) -> MetricsData | None:
         """What the endpoint shows: this process's collection, merged with its server's other
@@ -264,8 +339,26 @@ class Pipeline:
             from otel_perf._export.forwarder import shutdown_forwarders  # noqa: PLC0415
 
             shutdown_forwarders(self.forwarders, timeout_s)  # the final export happens here
+        if self.shared:
+            self._detach()
+            return
         try:
             remaining_s = max(deadline - time.monotonic(), 0.0)
             self.meter_provider.shutdown(timeout_millis=remaining_s * 1000.0)
         except Exception as exc:
             logger.warning("otel-perf: error while shutting down the meter provider: %s", exc)
+
+    def _detach(self) -> None:
+        """Leave the application's provider running: only otel-perf's reader goes.
+
+        At interpreter exit the observable instruments keep their callbacks, so the
+        application's own final export (its provider shuts down after otel-perf's atexit hook)
+        still reads sessions, requests in flight and uptime.
+        """
+        try:
+            self.meter_provider.remove_metric_reader(self.reader)
+        except Exception as exc:
+            logger.warning("otel-perf: could not detach from the application's provider: %s", exc)
+        if not _state.exiting:
+            self._relay.release(self.recorder)
+            self._relay.release(self)

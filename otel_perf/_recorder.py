@@ -24,6 +24,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from otel_perf import _semconv as n
 from otel_perf._guard import Drops, Guarded
 from otel_perf._log import warn_once
+from otel_perf._observables import Relay
 from otel_perf._sanitize import NameRegistry
 from otel_perf._settings import Settings
 
@@ -102,7 +103,7 @@ def _cacheable(raw: object) -> bool:
 class Recorder:
     """Owns the instruments of one MeterProvider and records into them."""
 
-    def __init__(self, meter: Meter, settings: Settings) -> None:
+    def __init__(self, meter: Meter, settings: Settings, relay: Relay | None = None) -> None:
         self.start_time = time.time()
         self._start_monotonic = time.monotonic()
         #: Measurements dropped rather than wait on a lock (see otel_perf._guard).
@@ -142,23 +143,46 @@ class Recorder:
             description="Duration of MCP handshake sessions, recorded when each ends",
             explicit_bucket_boundaries_advisory=n.MCP_DURATION_BUCKETS,
         )
-        meter.create_observable_up_down_counter(
+        # Observable instruments go through a relay: on the application's provider they outlive
+        # this recorder (see otel_perf._observables).
+        self.relay = relay if relay is not None else Relay()
+        self.relay.observe(
+            meter,
+            "up_down_counter",
             n.ACTIVE_SESSIONS,
-            callbacks=[self._observe_sessions],
+            self._observe_sessions,
+            owner=self,
             unit=n.UNIT_SESSIONS,
             description="MCP sessions currently open",
         )
-        meter.create_observable_up_down_counter(
+        self.relay.observe(
+            meter,
+            "up_down_counter",
             n.ACTIVE_REQUESTS,
-            callbacks=[self._observe_requests],
+            self._observe_requests,
+            owner=self,
             unit=n.UNIT_REQUESTS,
             description="Requests (tool calls) currently in flight",
         )
-        meter.create_observable_gauge(
+        self.relay.observe(
+            meter,
+            "gauge",
             n.PROCESS_UPTIME,
-            callbacks=[self._observe_uptime],
+            self._observe_uptime,
+            owner=self,
             unit=n.UNIT_SECONDS,
             description="Seconds since otel-perf started recording",
+        )
+
+        #: The SDK instruments themselves (for checking the application's Views against).
+        self._sdk_instruments: tuple[object, ...] = (
+            self._tool_duration,
+            self._provider_duration,
+            self._token_usage,
+            self._session_duration,
+            self._cache_requests,
+            self._cache_evictions,
+            self._cache_rejections,
         )
 
         # Every SDK call goes through a guard: never wait on a lock this thread already holds
@@ -234,6 +258,10 @@ class Recorder:
         self._sessions_finished = itertools.count()
         self._manual_requests = 0
         self._manual_sessions = 0
+
+    def instruments(self) -> tuple[object, ...]:
+        """The synchronous SDK instruments (for checking the application's Views against)."""
+        return self._sdk_instruments
 
     # --- observable callbacks (run at collect time only) -------------------------------------
 

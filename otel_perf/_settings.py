@@ -71,6 +71,12 @@ METRICS_HISTOGRAM_BUCKETS: Final = "METRICS_HISTOGRAM_BUCKETS"
 mean finer percentiles where few calls are counted (p99 of a 1,000-call window: about 2.4 %
 error at 160, about 1 % at 640) for more memory and collection time per series."""
 
+METRICS_USE_GLOBAL_METER_PROVIDER: Final = "METRICS_USE_GLOBAL_METER_PROVIDER"
+"""Boolean. Default ``true``. When the application has already set an OpenTelemetry SDK
+``MeterProvider`` as the global one (its own setup, ``opentelemetry-instrument``, logfire, ...),
+otel-perf records through it, so the application's exporters carry otel-perf's metrics.
+``false`` makes otel-perf build its own provider regardless."""
+
 OTEL_SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
 """The OTel spec's master switch: ``true`` disables otel-perf like
 ``PERFORMANCE_METRICS_ENABLED=false`` (the SDK would otherwise hand out no-op meters)."""
@@ -108,6 +114,8 @@ class Settings:
     max_caches: int = 100
     max_error_types: int = 50
     histogram_buckets: int = 160
+    #: Record through the application's global SDK MeterProvider when it has set one.
+    use_global_meter_provider: bool = True
     #: ``OTEL_METRICS_EXEMPLAR_FILTER``, one of :data:`EXEMPLAR_FILTERS`.
     exemplar_filter: str = "trace_based"
     #: Push export (OTLP, console) from the standard ``OTEL_*`` variables; see _otlp_settings.
@@ -204,6 +212,7 @@ _ENV_FIELDS: Final[dict[str, tuple[tuple[str, ...], Callable[[str], Any]]]] = {
     "max_caches": ((METRICS_MAX_CACHES,), _cap),
     "max_error_types": ((METRICS_MAX_ERROR_TYPES,), _cap),
     "histogram_buckets": ((METRICS_HISTOGRAM_BUCKETS,), _buckets),
+    "use_global_meter_provider": ((METRICS_USE_GLOBAL_METER_PROVIDER,), parse_bool),
 }
 
 # Validators for keyword overrides: same rules, but typed values instead of strings.
@@ -231,6 +240,7 @@ _OVERRIDE_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
     "max_caches": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
     "max_error_types": lambda v: _is_int(v) and 1 <= v <= _MAX_CAP,
     "histogram_buckets": lambda v: _is_int(v) and _MIN_BUCKETS <= v <= _MAX_BUCKETS,
+    "use_global_meter_provider": lambda v: isinstance(v, bool),
     "exemplar_filter": lambda v: v in EXEMPLAR_FILTERS,
     "export": lambda v: isinstance(v, ExportSettings),
 }

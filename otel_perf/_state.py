@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported for annotations only: this module must stay a leaf
     from otel_perf._compat import PerformanceMetricsCollector
     from otel_perf._integrations.lru_cache_sources import Source
     from otel_perf._metrics import Metrics
+    from otel_perf._observables import Relay
     from otel_perf._recorder import Recorder
 
 
@@ -152,6 +154,13 @@ warned_lock = threading.RLock()
 lru_sources: list[Source] = []
 lru_sources_lock = threading.Lock()
 
+# --- observable instruments on the application's MeterProvider (otel_perf._observables) -------
+
+relays: weakref.WeakKeyDictionary[object, Relay] = weakref.WeakKeyDictionary()
+"""Application provider -> the relay its observable instruments call. Kept for the provider's
+life and never reset: the SDK keeps the relay's callbacks for that long too."""
+relays_lock = threading.Lock()
+
 # --- the origin-compatible singleton (otel_perf._compat) ------------------------------------
 
 compat_collector: PerformanceMetricsCollector | None = None
@@ -175,13 +184,14 @@ def _after_fork_in_child() -> None:
     its next record call, with the settings the parent's ``configure()`` was given, and joins
     the parent's server group (see :mod:`otel_perf._multiprocess`).
     """
-    global lock, warned_lock, lru_sources_lock, compat_lock, instrumentation_lock
+    global lock, warned_lock, lru_sources_lock, compat_lock, instrumentation_lock, relays_lock
     global runtime, current, inherited_overrides
     lock = threading.RLock()
     warned_lock = threading.RLock()
     lru_sources_lock = threading.Lock()
     compat_lock = threading.Lock()
     instrumentation_lock = threading.Lock()
+    relays_lock = threading.Lock()
     for source in lru_sources:
         source.after_fork()
     abandoned = runtime

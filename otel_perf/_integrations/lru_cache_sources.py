@@ -38,6 +38,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from otel_perf import _semconv as n
 from otel_perf import _state
 from otel_perf._log import warn_once
+from otel_perf._observables import Relay
 from otel_perf._sanitize import sanitize
 from otel_perf._version import __version__
 
@@ -114,8 +115,12 @@ def register(fn: Callable[..., Any], name: object) -> Source:
         return source
 
 
-def attach(meter_provider: MeterProvider) -> None:
-    """Report every registered source through ``meter_provider`` (counting from now)."""
+def attach(meter_provider: MeterProvider, relay: Relay, owner: object) -> None:
+    """Report every registered source through ``meter_provider`` (counting from now).
+
+    The instruments go through ``relay`` on behalf of ``owner`` (the pipeline), so attaching
+    again to a provider that outlives a pipeline re-points them (see otel_perf._observables).
+    """
     with _state.lru_sources_lock:
         existing = list(_state.lru_sources)
     # What each source had before this provider existed is not this provider's to report, and
@@ -150,15 +155,21 @@ def attach(meter_provider: MeterProvider) -> None:
         ]
 
     meter = meter_provider.get_meter(SCOPE_NAME, __version__)
-    meter.create_observable_counter(
+    relay.observe(
+        meter,
+        "counter",
         n.CACHE_REQUESTS,
-        callbacks=[observe_requests],
+        observe_requests,
+        owner=owner,
         unit=n.UNIT_REQUESTS,
         description="Cache lookups by result",
     )
-    meter.create_observable_counter(
+    relay.observe(
+        meter,
+        "counter",
         n.CACHE_EVICTIONS,
-        callbacks=[observe_evictions],
+        observe_evictions,
+        owner=owner,
         unit=n.UNIT_EVICTIONS,
         description="Entries evicted from a cache",
     )

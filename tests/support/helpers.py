@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,3 +31,21 @@ def get_json(url: str, path: str = "/metrics") -> Any:
     status, _, body = http_request(url, path=path)
     assert status == 200, (status, body)
     return json.loads(body)
+
+
+@contextlib.contextmanager
+def global_meter_provider(provider: object) -> Iterator[None]:
+    """Make ``provider`` the OTel API's global MeterProvider for the block, then undo it.
+
+    The API sets the global provider once per process, so tests swap its module global
+    directly, as opentelemetry-test-utils' ``reset_metrics_globals`` does (without binding the
+    API's proxy provider, which could not be unbound again).
+    """
+    from opentelemetry.metrics import _internal as api_metrics
+
+    saved = api_metrics._METER_PROVIDER
+    api_metrics._METER_PROVIDER = provider  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        api_metrics._METER_PROVIDER = saved
