@@ -20,6 +20,11 @@ from otel_perf._latency import latency_fields
 from otel_perf._window import WindowTracker
 
 
+def _cost(usd: float | None) -> float | None:
+    """US dollars, rounded to a millionth; ``None`` (no price known) stays ``None``."""
+    return None if usd is None else round(usd, 6)
+
+
 def _percent(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 2) if whole else 0.0
 
@@ -104,6 +109,7 @@ def render(
         entry["input_tokens"] = totals.input_tokens
         entry["output_tokens"] = totals.output_tokens
         models: dict[str, Any] = {}
+        costs: list[float | None] = []
         for (provider_name, model), model_totals in sorted(extracted.models.items()):
             if provider_name != name:
                 continue
@@ -112,7 +118,14 @@ def render(
             model_entry = _series_entry("model", model, model_totals, window, model_key, cache)
             model_entry["input_tokens"] = model_totals.input_tokens
             model_entry["output_tokens"] = model_totals.output_tokens
+            model_entry["cost_usd"] = _cost(model_totals.cost_usd)
+            if model_totals.input_tokens or model_totals.output_tokens:
+                costs.append(model_totals.cost_usd)
             models[model] = model_entry
+        # A provider's cost is its models' only when every model that used tokens has one: a
+        # sum that leaves an unpriced model out would be a wrong figure, not a partial one.
+        known = bool(costs) and all(cost is not None for cost in costs)
+        entry["cost_usd"] = _cost(sum(c for c in costs if c is not None)) if known else None
         entry["models"] = models
         provider_metrics[name] = entry
 

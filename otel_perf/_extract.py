@@ -41,6 +41,7 @@ class SeriesTotals:
     sum_seconds: float = 0.0  # for series without exponential buckets
     input_tokens: int = 0
     output_tokens: int = 0
+    cost_usd: float | None = None  # models only: None when nothing priced it
 
     def add(
         self,
@@ -210,6 +211,15 @@ def _on_token_usage(out: Extracted, point: object) -> None:
             totals.output_tokens += tokens
 
 
+def _on_cost(out: Extracted, point: object) -> None:
+    if not isinstance(point, NumberDataPoint):
+        return
+    provider = _label(point.attributes, n.GEN_AI_PROVIDER_NAME, n.UNKNOWN)
+    model = _label(point.attributes, n.GEN_AI_REQUEST_MODEL, n.UNKNOWN)
+    _provider, model_totals = _provider_and_model(out, provider, model)
+    model_totals.cost_usd = (model_totals.cost_usd or 0.0) + float(point.value)
+
+
 def _provider_and_model(out: Extracted, provider: str, model: str) -> tuple[SeriesTotals, ...]:
     provider_totals = out.providers.get(provider)
     if provider_totals is None:
@@ -277,6 +287,7 @@ _HANDLERS = {
     n.MCP_SERVER_OPERATION_DURATION: _on_mcp_duration,
     n.GEN_AI_CLIENT_OPERATION_DURATION: _on_provider_duration,
     n.GEN_AI_CLIENT_TOKEN_USAGE: _on_token_usage,
+    n.GEN_AI_CLIENT_COST: _on_cost,
     n.CACHE_REQUESTS: _on_cache_requests,
     n.CACHE_EVICTIONS: _on_cache_evictions,
     n.CACHE_SIZE_REJECTIONS: _on_cache_rejections,

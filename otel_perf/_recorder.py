@@ -22,6 +22,7 @@ from typing import Any, Final
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otel_perf import _semconv as n
+from otel_perf._cost import CostLedger
 from otel_perf._guard import Drops, Guarded
 from otel_perf._log import warn_once
 from otel_perf._observables import Relay
@@ -172,6 +173,17 @@ class Recorder:
             owner=self,
             unit=n.UNIT_SECONDS,
             description="Seconds since otel-perf started recording",
+        )
+        #: Token counts per (provider, model), priced when collected.
+        self.costs = CostLedger()
+        self.relay.observe(
+            meter,
+            "counter",
+            n.GEN_AI_CLIENT_COST,
+            self.costs.observe,
+            owner=self,
+            unit=n.UNIT_USD,
+            description="What LLM calls cost, from their token counts and genai-prices",
         )
 
         #: The SDK instruments themselves (for checking the application's Views against).
@@ -575,8 +587,12 @@ class Recorder:
                 self._provider_duration.record(value, attrs)
             if input_tokens is not None or output_tokens is not None:
                 base = self._provider_series(provider, model, operation, None)
-                self._record_tokens(base, input_tokens, n.TOKEN_INPUT)
-                self._record_tokens(base, output_tokens, n.TOKEN_OUTPUT)
+                ins = self._record_tokens(base, input_tokens, n.TOKEN_INPUT)
+                outs = self._record_tokens(base, output_tokens, n.TOKEN_OUTPUT)
+                if ins or outs:  # priced at collect time (otel_perf._cost)
+                    self.costs.add(
+                        base[n.GEN_AI_PROVIDER_NAME], base[n.GEN_AI_REQUEST_MODEL], ins, outs
+                    )
         except Exception as exc:
             warn_dropped("provider", exc)
 
@@ -602,17 +618,19 @@ class Recorder:
             provider, seconds, error, model, input_tokens, output_tokens, operation
         )
 
-    def _record_tokens(self, base: Attrs, tokens: object, token_type: str) -> None:
+    def _record_tokens(self, base: Attrs, tokens: object, token_type: str) -> int:
+        """Record a token count; returns it (0 when absent or dropped)."""
         if tokens is None:
-            return
-        count = int(tokens)  # type: ignore[call-overload]
+            return 0
+        count: int = int(tokens)  # type: ignore[call-overload]
         if count < 0:
             warn_once("neg:tokens", "otel-perf: negative token count dropped")
-            return
+            return 0
         if count > MAX_COUNT_VALUE:
             warn_once("huge:tokens", "otel-perf: token count above %d clamped", MAX_COUNT_VALUE)
             count = MAX_COUNT_VALUE
         self._token_usage.record(count, {**base, n.GEN_AI_TOKEN_TYPE: token_type})
+        return count
 
     # --- caches --------------------------------------------------------------------------------
 

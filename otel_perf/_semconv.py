@@ -37,6 +37,10 @@ ACTIVE_SESSIONS: Final = "mcp.server.active_sessions"
 ACTIVE_REQUESTS: Final = "mcp.server.active_requests"
 PROCESS_UPTIME: Final = "process.uptime"
 MCP_SERVER_SESSION_DURATION: Final = "mcp.server.session.duration"
+#: No convention exists for what an LLM call costs, so this one is otel-perf's own: a
+#: cumulative counter in US dollars per provider and model (Prometheus:
+#: ``otel_perf_gen_ai_client_cost_usd_total``), computed from the reported token counts.
+GEN_AI_CLIENT_COST: Final = "otel_perf.gen_ai.client.cost"
 
 UNIT_SECONDS: Final = "s"
 UNIT_TOKENS: Final = "{token}"
@@ -44,6 +48,7 @@ UNIT_REQUESTS: Final = "{request}"
 UNIT_SESSIONS: Final = "{session}"
 UNIT_EVICTIONS: Final = "{eviction}"
 UNIT_REJECTIONS: Final = "{rejection}"
+UNIT_USD: Final = "USD"
 
 # --- attribute keys ----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import queue
 import select
@@ -132,6 +133,13 @@ def _ms(value: Any) -> str:
     return f"{_num(value):.2f}"
 
 
+def _cost(value: Any) -> str:
+    """US dollars; ``null`` (no known price) is a dash, never ``$0``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "-"
+    return f"${value:.6f}" if 0 < abs(value) < 0.01 else f"${value:.2f}"
+
+
 def _uptime(seconds: Any) -> str:
     s = int(_num(seconds))
     days, s = divmod(s, 86400)
@@ -245,6 +253,7 @@ def _tools_table_for(tools: dict[str, Any], state: ViewState, width: int) -> Ren
     with_trend = width >= _WIDTH_FOR_TREND
     table = _table(f"Tools (sorted by {state.sort})")
     table.add_column("Tool", overflow="fold", min_width=10, max_width=40)
+    table.add_column("State", no_wrap=True)
     for column in ("Calls", "Failed", "Success", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(column, justify="right", no_wrap=True)
     if with_max:
@@ -256,12 +265,16 @@ def _tools_table_for(tools: dict[str, Any], state: ViewState, width: int) -> Ren
         failing = _num(tool.get("failed_calls")) > 0
         slow = state.threshold_ms > 0 and _num(tool.get("p95_latency_ms")) > state.threshold_ms
         label = Text(name, style="bold red" if failing else ("bold yellow" if slow else "bold"))
+        # The state has a column of its own: appended to the name it reads as part of it
+        # (a tool named "slow" became "slow slow").
+        state_text = Text("ok", style="dim") if not (failing or slow) else Text()
         if failing:
-            label.append(" failing", style="red")
+            state_text.append("failing", style="red")
         if slow:
-            label.append(" slow", style="yellow")
+            state_text.append(" slow" if failing else "slow", style="yellow")
         cells: list[RenderableType] = [
             label,
+            state_text,
             _int(tool.get("total_calls")),
             Text(_int(tool.get("failed_calls")), style="red" if failing else ""),
             Text(f"{_num(tool.get('success_rate')):.2f}%", style="red" if failing else ""),
@@ -316,7 +329,7 @@ def _providers_for(providers: dict[str, Any], width: int) -> RenderableType:
         if not isinstance(provider, dict):
             continue
         models = ", ".join(
-            f"{model} ({_int(m.get('total_calls'))})"
+            f"{model} ({_int(m.get('total_calls'))}, {_cost(m.get('cost_usd'))})"
             for model, m in _dict(provider.get("models")).items()
             if isinstance(m, dict)
         )
@@ -336,7 +349,8 @@ def _providers_for(providers: dict[str, Any], width: int) -> RenderableType:
                 f"  p50/p95/p99 {_ms(provider.get('p50_latency_ms'))} / "
                 f"{_ms(provider.get('p95_latency_ms'))} / {_ms(provider.get('p99_latency_ms'))} ms"
                 f"  tokens {_int(provider.get('input_tokens'))} in, "
-                f"{_int(provider.get('output_tokens'))} out  errors "
+                f"{_int(provider.get('output_tokens'))} out  cost {_cost(provider.get('cost_usd'))}"
+                "  errors "
             )
             line.append_text(_errors(provider.get("error_types")))
             line.append("  models ")
@@ -346,7 +360,7 @@ def _providers_for(providers: dict[str, Any], width: int) -> RenderableType:
 
     table = _table("LLM providers")
     table.add_column("Provider", overflow="fold", min_width=10, max_width=30)
-    for column in ("Calls", "Success", "p50 ms", "p95 ms", "p99 ms", "Tokens in/out"):
+    for column in ("Calls", "Success", "p50 ms", "p95 ms", "p99 ms", "Tokens in/out", "Cost"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("Errors", overflow="fold", min_width=8, max_width=30)
     table.add_column("Models", overflow="fold", min_width=10, max_width=40)
@@ -360,6 +374,7 @@ def _providers_for(providers: dict[str, Any], width: int) -> RenderableType:
             _ms(provider.get("p95_latency_ms")),
             _ms(provider.get("p99_latency_ms")),
             f"{_int(provider.get('input_tokens'))} / {_int(provider.get('output_tokens'))}",
+            _cost(provider.get("cost_usd")),
             _errors(provider.get("error_types")),
             Text(models),
         )

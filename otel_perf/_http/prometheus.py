@@ -68,6 +68,7 @@ _UNIT_SUFFIXES: Final = {
     "KiBy": "kibibytes",
     "MiBy": "mebibytes",
     "%": "percent",
+    "USD": "usd",  # otel_perf.gen_ai.client.cost -> otel_perf_gen_ai_client_cost_usd_total
 }
 _BAD_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
 _BAD_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")

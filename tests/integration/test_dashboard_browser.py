@@ -220,8 +220,11 @@ def test_page_shows_the_json_sorts_highlights_and_updates(watched: Watched) -> N
         _ms(provider["p99_latency_ms"]),
         f"{provider['input_tokens']:,} / {provider['output_tokens']:,}",
     ]
-    for model in provider["models"]:
-        assert model in provider_row["cells"][8]
+    assert provider["cost_usd"] >= 0.01  # gpt-4o and gpt-4o-mini have catalogue prices
+    assert provider_row["cells"][7] == f"${provider['cost_usd']:.2f}"
+    for model, entry in provider["models"].items():
+        assert model in provider_row["cells"][9]
+        assert f"${entry['cost_usd']:.2f}" in provider_row["cells"][9]
     system = document["system_metrics"]
     assert page.text_content("#sessions") == "3"
     assert page.text_content("#concurrent") == "2"
@@ -316,7 +319,8 @@ def test_hostile_names_are_shown_as_text(watched: Watched) -> None:
     assert sorted(row["cells"][0] for row in _rows(page, "#caches")) == sorted(hostile)
     (provider_row,) = _rows(page, "#providers")
     assert provider_row["cells"][0] == hostile[0]
-    assert hostile[1] in provider_row["cells"][8]
+    assert hostile[1] in provider_row["cells"][9]
+    assert provider_row["cells"][7] == "\u2013"  # no tokens, no price: a dash, never $0
     assert all(
         row["errors"] == [["<b onmouseover=alert(4)>E</b>", "\u00d7 1"]]
         for row in _rows(page, "#tools")
@@ -381,3 +385,50 @@ def test_token_protected_endpoint_asks_for_the_token(browser: Browser) -> None:
         watched.assert_same_origin(metrics.url)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 760])
+def test_long_names_stay_inside_their_cell(browser: Browser, width: int) -> None:
+    """A long tool, cache or provider name wraps inside its cell, never over the next one."""
+    metrics = otel_perf.configure(json_port=0)
+    assert metrics.url is not None
+    long_names = {
+        "tool": "fetch_" + "x" * 150,
+        "spaced": "a tool name with many words " * 6,
+        "dotted": "com.example.service." * 8 + "lookup",
+    }
+    for name in long_names.values():
+        otel_perf.record_tool_call(name, False, 900.0, "TimeoutError")
+        otel_perf.record_cache_hit(name)
+    otel_perf.record_provider_call(long_names["tool"], True, 5.0, model=long_names["dotted"])
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(metrics.url + "/?refresh=0.5")
+        _wait_refreshes(page)
+        overflows = page.evaluate(
+            """() => {
+              const bad = [];
+              for (const table of ["#tools", "#caches", "#providers"]) {
+                for (const row of document.querySelectorAll(table + " tbody tr")) {
+                  const first = row.cells[0], next = row.cells[1];
+                  if (!first || !next) continue;
+                  const a = first.getBoundingClientRect(), b = next.getBoundingClientRect();
+                  for (const child of first.querySelectorAll("*")) {
+                    const r = child.getBoundingClientRect();
+                    if (r.right > a.right + 0.5) bad.push([table, "child", r.right, a.right]);
+                  }
+                  if (first.scrollWidth > first.clientWidth + 1) {
+                    bad.push([table, "scroll", first.scrollWidth, first.clientWidth]);
+                  }
+                  if (a.right > b.left + 0.5) bad.push([table, "cell", a.right, b.left]);
+                }
+              }
+              return bad;
+            }"""
+        )
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"dashboard-long-names-{width}.png"), full_page=True)
+    finally:
+        context.close()
+    assert overflows == []

@@ -14,6 +14,7 @@ from rich.console import Console
 
 import otel_perf
 from otel_perf._cli import main as _cli
+from otel_perf._cli import top
 from otel_perf._cli.fetch import FetchError, fetch_document, metrics_url
 from otel_perf._cli.top import ViewState, render, run_snapshot, run_top, sort_tools, sparkline
 from otel_perf._http.routes import routes_for
@@ -91,7 +92,7 @@ def test_snapshot_table_shows_the_documents_values(served: str) -> None:
     document = otel_perf.get_all_metrics()  # no calls since: the same window, same numbers
     for name, tool in document["tool_metrics"].items():
         cells = _row(text, name)
-        assert cells[1:8] == [
+        assert cells[2:9] == [
             f"{tool['total_calls']:,}",
             f"{tool['failed_calls']:,}",
             f"{tool['success_rate']:.2f}%",
@@ -100,14 +101,17 @@ def test_snapshot_table_shows_the_documents_values(served: str) -> None:
                 for k in ("p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "max_latency_ms")
             ),
         ]
-    assert _row(text, "flaky")[0] == "flaky failing"
-    assert _row(text, "flaky")[8] == "TimeoutError (5)"
-    assert _row(text, "slow_rare")[0] == "slow_rare slow"  # p95 ~900 ms > the 500 ms default
-    assert _row(text, "busy_fast")[0] == "busy_fast"
+    assert _row(text, "flaky")[:2] == ["flaky", "failing"]
+    assert _row(text, "flaky")[9] == "TimeoutError (5)"
+    assert _row(text, "slow_rare")[:2] == ["slow_rare", "slow"]  # p95 ~900 ms > 500 ms default
+    assert _row(text, "busy_fast")[:2] == ["busy_fast", "ok"]
     assert _row(text, "emb") == ["emb", "75.00%", "3", "1", "1", "1"]
     provider = _row(text, "openai")
     assert "1,200 / 300" in provider
-    assert "gpt-4o (1)" in provider
+    cost = document["provider_metrics"]["openai"]["cost_usd"]
+    assert cost == pytest.approx(1200 * 2.5e-6 + 300 * 10e-6)  # gpt-4o's catalogue price
+    assert "$0.006000" in provider  # under a cent: to the millionth
+    assert "gpt-4o (1, $0.006000)" in provider
     assert "sessions 3" in text
     assert "requests 85" in text
 
@@ -127,17 +131,30 @@ def test_sorting_by_p95_or_by_calls(served: str) -> None:
     first, second = console.export_text().split("Tools (sorted by calls)")
     assert "Tools (sorted by p95)" in first
     assert "s: sort by calls · q: quit" in first
-    assert first.index("slow_rare slow") < first.index("busy_fast")
-    assert second.index("busy_fast") < second.index("slow_rare slow")
+    assert first.index("slow_rare") < first.index("busy_fast")
+    assert second.index("busy_fast") < second.index("slow_rare")
     assert "s: sort by p95" in second
 
 
 def test_threshold_decides_what_is_slow(served: str) -> None:
     text = _snapshot_text(served, threshold_ms=10.0)
-    assert _row(text, "flaky")[0] == "flaky failing slow"  # p95 ~49 ms > 10 ms
-    assert _row(text, "busy_fast")[0] == "busy_fast"  # p95 4 ms
+    assert _row(text, "flaky")[:2] == ["flaky", "failing slow"]  # p95 ~49 ms > 10 ms
+    assert _row(text, "busy_fast")[:2] == ["busy_fast", "ok"]  # p95 4 ms
     text = _snapshot_text(served, threshold_ms=0.0)
-    assert _row(text, "slow_rare")[0] == "slow_rare"  # 0 switches the highlight off
+    assert _row(text, "slow_rare")[:2] == ["slow_rare", "ok"]  # 0 switches the highlight off
+
+
+def test_the_state_has_its_own_column_never_the_name_cell() -> None:
+    """A tool named "slow" that is slow used to print as "slow slow" in the name column."""
+    tools = {
+        "slow": {"total_calls": 3, "failed_calls": 1, "p95_latency_ms": 900.0},
+        "failing": {"total_calls": 3, "failed_calls": 0, "p95_latency_ms": 1.0},
+    }
+    table = top._tools_table_for(tools, ViewState(url="", live=False, keys=False), 200)
+    by_header = {str(column.header): column for column in table.columns}
+    names = [str(cell) for cell in by_header["Tool"]._cells]
+    states = [str(cell) for cell in by_header["State"]._cells]
+    assert dict(zip(names, states, strict=True)) == {"slow": "failing slow", "failing": "ok"}
 
 
 def test_names_are_never_markup() -> None:

@@ -169,6 +169,13 @@
     return num(value).toFixed(2);
   }
 
+  // US dollars; a cost genai-prices does not know is null: shown as a dash, never as $0.
+  function fmtCost(value) {
+    if (value === null || value === undefined || !Number.isFinite(Number(value))) return "–";
+    const usd = Number(value);
+    return "$" + (usd !== 0 && Math.abs(usd) < 0.01 ? usd.toFixed(6) : usd.toFixed(2));
+  }
+
   function fmtPercent(value) {
     return num(value).toFixed(2) + "%";
   }
@@ -505,12 +512,13 @@
       tr.appendChild(el("td", "p95", fmtMs(provider.p95_latency_ms)));
       tr.appendChild(el("td", "p99", fmtMs(provider.p99_latency_ms)));
       tr.appendChild(el("td", "tokens", fmtInt(provider.input_tokens) + " / " + fmtInt(provider.output_tokens)));
+      tr.appendChild(el("td", "cost", fmtCost(provider.cost_usd)));
       tr.appendChild(errorsCell(provider.error_types));
       const models = el("td", "text models");
       for (const [model, m] of Object.entries(provider.models || {})) {
         const item = el("span", "model");
         item.appendChild(el("span", "model-name", model));
-        item.appendChild(el("span", "model-stats", fmtInt(m.total_calls) + " calls · p95 " + fmtMs(m.p95_latency_ms) + " ms"));
+        item.appendChild(el("span", "model-stats", fmtInt(m.total_calls) + " calls · p95 " + fmtMs(m.p95_latency_ms) + " ms · " + fmtCost(m.cost_usd)));
         models.appendChild(item);
       }
       if (!models.childNodes.length) models.textContent = "–";
@@ -520,7 +528,7 @@
     if (!providers.length) {
       const tr = el("tr", "empty-row");
       const td = el("td", "", "No LLM provider calls recorded yet.");
-      td.colSpan = 9;
+      td.colSpan = 10;
       tr.appendChild(td);
       fragment.appendChild(tr);
     }
