@@ -15,15 +15,21 @@ generation, which cannot share an environment with the newer one, so `test` also
 ./.venv-mcp1 (mcp 1.30) and ./.venv-mcp126 (mcp 1.26) and runs that suite in each. It runs when
 no test path is given, or when a given path is inside tests/integration/mcp1 (which then runs
 only there).
+
+``test`` also needs two Debian packages the tests drive for real (Prometheus for promtool,
+Chromium for the dashboard's browser test): run as root, it installs them; otherwise it says
+exactly what to install, and the tests that need them fail saying so.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -36,6 +42,10 @@ STAMP = VENV / ".otel-perf-installed"
 MCP1_TESTS = "tests/integration/mcp1"
 NO_TESTS_SELECTED = 5
 MCP1_VENVS = ((ROOT / ".venv-mcp1", "mcp==1.30.*"), (ROOT / ".venv-mcp126", "mcp==1.26.*"))
+
+#: Commands the tests run -> the Debian package that provides them. Installing them starts no
+#: service.
+SYSTEM_PACKAGES = {"promtool": "prometheus", "chromium": "chromium"}
 
 
 def _run(*cmd: str | Path) -> int:
@@ -88,7 +98,48 @@ def _split_mcp1(args: list[str]) -> tuple[list[str], list[str], bool, bool]:
     return main_args, [*options, *mcp1_paths], len(mcp1_paths) < len(paths), bool(mcp1_paths)
 
 
+def missing_system_packages(which: Callable[[str], str | None] = shutil.which) -> list[str]:
+    """The Debian packages of :data:`SYSTEM_PACKAGES` whose command is not on ``PATH``."""
+    return sorted({package for command, package in SYSTEM_PACKAGES.items() if not which(command)})
+
+
+def install_hint(missing: list[str]) -> str:
+    """What to tell someone who cannot install ``missing`` here (not root)."""
+    names = " ".join(missing)
+    return (
+        f"dev.py: the Debian package(s) {names} are missing, and only root can install them. "
+        f"Install them with:\n    sudo apt-get install --no-install-recommends {names}\n"
+        "(or run `python3 dev.py test` as root, which installs them). Until then the tests that "
+        "use them fail, each saying what is missing."
+    )
+
+
+def ensure_system_packages(
+    euid: int | None = None,
+    which: Callable[[str], str | None] = shutil.which,
+    run: Callable[..., int] | None = None,
+) -> str | None:
+    """Install the missing system packages as root; otherwise return (and print) the hint."""
+    missing = missing_system_packages(which)
+    if not missing:
+        return None
+    if euid is None:
+        euid = os.geteuid() if hasattr(os, "geteuid") else -1
+    if euid == 0 and which("apt-get"):
+        run = run or _run
+        os.environ.setdefault("DEBIAN_FRONTEND", "noninteractive")
+        if run("apt-get", "update", "-qq") == 0:
+            run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing)
+        missing = missing_system_packages(which)
+        if not missing:
+            return None
+    message = install_hint(missing)
+    print(message, file=sys.stderr, flush=True)
+    return message
+
+
 def test(args: list[str]) -> int:
+    ensure_system_packages()
     checks = [
         (PYTHON, "-m", "ruff", "check", "otel_perf", "tests", "benchmarks", "dev.py"),
         (PYTHON, "-m", "ruff", "format", "--check", "otel_perf", "tests", "benchmarks", "dev.py"),

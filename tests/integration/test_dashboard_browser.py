@@ -28,8 +28,8 @@ from otel_perf._http.routes import routes_for
 from otel_perf._http.server import MetricsServer
 from otel_perf._metrics import Metrics
 from otel_perf._settings import Settings
+from tests.support.helpers import require_command
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -46,7 +46,7 @@ CHROMIUM_ARGS = [
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=require_command("chromium"), headless=True, args=CHROMIUM_ARGS
         )
         try:
             yield browser

@@ -22,6 +22,7 @@ import yaml
 import otel_perf
 from otel_perf._export.settings import load_export_settings
 from otel_perf._http.prometheus import CLASSIC_BOUNDS, render
+from tests.support.helpers import require_command
 from tests.support.otlp_sinks import LoopbackHttpSink, Recorder, latest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,12 @@ def load_yaml(path: Path) -> Any:
 
 def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["promtool", *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+        [require_command("promtool"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -21,7 +21,7 @@ import otel_perf
 from otel_perf import _semconv as n
 from otel_perf._exphist import lower_bound
 from otel_perf._http.prometheus import CLASSIC_BOUNDS, labels_of, le_label, metric_name, render
-from tests.support.helpers import http_request
+from tests.support.helpers import http_request, require_command
 
 DURATION = "mcp_server_operation_duration_seconds"
 
@@ -35,7 +35,7 @@ def scrape(
 
 def promtool_check_metrics(exposition: bytes) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        ["promtool", "check", "metrics"],
+        [require_command("promtool"), "check", "metrics"],
         input=exposition,
         capture_output=True,
         timeout=60,

@@ -23,6 +23,7 @@ import yaml
 
 import otel_perf
 from tests.integration.test_deploy import dashboard_exprs
+from tests.support.helpers import require_command
 
 TOKEN = "scrape-token-123"
 
@@ -50,10 +51,13 @@ class Prometheus:
         }
         config_file = tmp_path / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(config))
+        # Found first: a missing binary must fail here, before a log file is opened and leaked
+        # (an unclosed file is a ResourceWarning, an error in whichever later test sees it).
+        binary = require_command("prometheus")
         self.log = (tmp_path / "prometheus.log").open("wb")
         self.process = subprocess.Popen(
             [
-                "prometheus",
+                binary,
                 f"--config.file={config_file}",
                 f"--storage.tsdb.path={tmp_path / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",

@@ -49,3 +49,25 @@ def global_meter_provider(provider: object) -> Iterator[None]:
         yield
     finally:
         api_metrics._METER_PROVIDER = saved
+
+
+#: Commands some tests run -> the Debian package providing them (as dev.py's SYSTEM_PACKAGES).
+SYSTEM_COMMANDS = {"promtool": "prometheus", "prometheus": "prometheus", "chromium": "chromium"}
+
+
+def require_command(command: str) -> str:
+    """The path of ``command``; fails the test saying what to install when it is missing."""
+    import shutil
+
+    import pytest
+
+    found = shutil.which(command)
+    if found is None:
+        package = SYSTEM_COMMANDS.get(command, command)
+        pytest.fail(
+            f"{command} is not installed: this test needs the Debian package {package} "
+            f"(sudo apt-get install --no-install-recommends {package}; `python3 dev.py test` "
+            "installs it when run as root)",
+            pytrace=False,
+        )
+    return found
