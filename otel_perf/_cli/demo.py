@@ -8,14 +8,16 @@ What runs, all on 127.0.0.1 in this process:
   latency spread), ``flaky_fetch`` (fails with ``TimeoutError`` or ``ValueError``),
   ``cached_lookup`` (behind an instrumented ``cachetools.TTLCache``) and ``ask_llm`` (calls a
   simulated LLM provider through ``track_provider``, which sometimes fails);
-- a load generator: ``--concurrency`` real ``mcp.Client`` connections calling the tools for
-  ``--duration`` seconds or ``--calls`` calls, half of them handshake-era (``mode="legacy"``)
-  sessions so active sessions show, half stateless 2026-era clients;
-- the otel-perf endpoint (``--port``, default 9109) throughout, and until Ctrl-C with
-  ``--serve``; OTLP export too when the environment configures it.
+- a load generator: ``--concurrency`` real ``mcp.Client`` connections calling the tools, half
+  of them handshake-era (``mode="legacy"``) sessions so active sessions show, half stateless
+  2026-era clients. By default it runs until Ctrl-C at a steady :data:`STEADY_RATE` calls per
+  second, so the dashboard a newcomer opens keeps moving; ``--duration`` seconds or ``--calls``
+  calls make a bounded run, as fast as the clients go;
+- the otel-perf endpoint (``--port``, default 9109) throughout, and after a bounded run until
+  Ctrl-C with ``--serve``; OTLP export too when the environment configures it.
 
-A progress bar shows the load; a per-tool summary table is printed at the end. Needs the
-``demo`` extra (``pip install 'otel-perf[demo]'``).
+A progress line shows the load; a per-tool summary table is printed at the end (on Ctrl-C too).
+Needs the ``demo`` extra.
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ TOOL_MIX: tuple[tuple[str, int], ...] = (
     ("ask_llm", 10),
 )
 
-DEFAULT_DURATION_S = 12.0
 DEFAULT_CONCURRENCY = 4
+
+#: Calls per second of the open-ended run (no ``--duration`` / ``--calls``): steady load that
+#: keeps every chart moving without taking a core of the machine.
+STEADY_RATE = 40.0
 
 
 def _missing_extra(exc: ImportError) -> int:
@@ -188,12 +193,18 @@ def serve_http(app: Any) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """How much load: ``calls`` tool calls if set, else ``duration_s`` seconds."""
+    """How much load: ``calls`` tool calls if set, else ``duration_s`` seconds if set, else
+    until interrupted; ``rate`` calls per second at most (``None``: as fast as they go)."""
 
-    duration_s: float
+    duration_s: float | None
     calls: int | None
     concurrency: int
     seed: int
+    rate: float | None = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.calls is not None or self.duration_s is not None
 
 
 class _Budget:
@@ -201,7 +212,8 @@ class _Budget:
 
     def __init__(self, plan: LoadPlan) -> None:
         self.calls = plan.calls
-        self.deadline = time.monotonic() + plan.duration_s
+        self.deadline = None if plan.duration_s is None else time.monotonic() + plan.duration_s
+        self.interval = None if not plan.rate else plan.concurrency / plan.rate
         self.issued = 0
         self.done = 0
 
@@ -209,7 +221,7 @@ class _Budget:
         if self.calls is not None:
             if self.issued >= self.calls:
                 return False
-        elif time.monotonic() >= self.deadline:
+        elif self.deadline is not None and time.monotonic() >= self.deadline:
             return False
         self.issued += 1
         return True
@@ -233,12 +245,16 @@ async def _worker(url: str, mode: str, budget: _Budget, rng: random.Random) -> N
     tools = [name for name, _ in TOOL_MIX]
     weights = [weight for _, weight in TOOL_MIX]
     async with Client(url, mode=mode) as client:
+        next_at = time.monotonic()
         while budget.take():
             tool = rng.choices(tools, weights)[0]
             # a failed call is counted by the server; the load goes on
             with contextlib.suppress(MCPError):
                 await client.call_tool(tool, _arguments(tool, rng))
             budget.done += 1
+            if budget.interval is not None:  # steady pace: each client its share of the rate
+                next_at = max(next_at + budget.interval, time.monotonic() - budget.interval)
+                await asyncio.sleep(max(next_at - time.monotonic(), 0.0))
 
 
 async def drive(url: str, plan: LoadPlan, on_progress: Callable[[int], None]) -> int:
@@ -269,14 +285,50 @@ def _progress(plan: LoadPlan, out: TextIO) -> Iterator[Callable[[int], None]]:
     start = time.monotonic()
     try:
         from rich.console import Console  # noqa: PLC0415 - optional
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
     except ImportError:
+        last = [0.0]
 
         def plain(done: int) -> None:
-            print(f"\r{done:>7} calls, {time.monotonic() - start:5.1f} s", end="", file=out)
+            now = time.monotonic()
+            if now - last[0] < 1.0 and plan.bounded:
+                return
+            last[0] = now
+            elapsed = now - start
+            print(
+                f"\r{done:>7} calls, {elapsed:6.1f} s, {done / max(elapsed, 1e-9):6.1f} calls/s"
+                + ("" if plan.bounded else "  (Ctrl-C to stop)"),
+                end="",
+                file=out,
+                flush=True,
+            )
 
         yield plain
         print(file=out)
+        return
+
+    if not plan.bounded:  # open-ended: no bar to fill, a running count
+        columns: tuple[Any, ...] = (
+            TextColumn("load"),
+            TextColumn("{task.fields[calls]} calls"),
+            TextColumn("{task.fields[rate]:.1f} calls/s"),
+            TimeElapsedColumn(),
+            TextColumn("[dim](Ctrl-C to stop)"),
+        )
+        with Progress(*columns, console=Console(file=out)) as progress:
+            task = progress.add_task("load", total=None, calls=0, rate=0.0)
+
+            def running(done: int) -> None:
+                elapsed = max(time.monotonic() - start, 1e-9)
+                progress.update(task, calls=done, rate=done / elapsed)
+
+            yield running
         return
 
     columns = (
@@ -286,7 +338,7 @@ def _progress(plan: LoadPlan, out: TextIO) -> Iterator[Callable[[int], None]]:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(file=out)) as progress:
-        total = float(plan.calls) if plan.calls is not None else plan.duration_s
+        total = float(plan.calls) if plan.calls is not None else float(plan.duration_s or 0.0)
         task = progress.add_task("load", total=total, calls=0)
 
         def update(done: int) -> None:
@@ -326,7 +378,12 @@ def format_summary(document: dict[str, Any]) -> str:
         lines.append(
             f"provider {name}: {provider['total_calls']} calls ({errors}), p95 "
             f"{provider['p95_latency_ms']:.2f} ms, {provider['input_tokens']} input / "
-            f"{provider['output_tokens']} output tokens"
+            f"{provider['output_tokens']} output tokens, "
+            + (
+                "no catalogue price"
+                if provider.get("cost_usd") is None
+                else f"${provider['cost_usd']:.6f}"
+            )
         )
     system = document.get("system_metrics", {})
     if system:
@@ -379,7 +436,7 @@ def run_demo(plan: LoadPlan, port: int, serve: bool, out: TextIO = sys.stdout) -
             interrupted = True
         print(file=out)
         print(format_summary(otel_perf.get_all_metrics()), file=out, flush=True)
-        if serve and not interrupted and metrics.url is not None:
+        if serve and plan.bounded and not interrupted and metrics.url is not None:
             print(f"\nstill serving on {metrics.url}/metrics; Ctrl-C to stop", file=out, flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
@@ -398,7 +455,10 @@ def add_parser(subparsers: Any) -> None:
         "--duration",
         type=float,
         default=None,
-        help=f"seconds of load (default {DEFAULT_DURATION_S:g})",
+        help=(
+            "seconds of load, then the summary (default: steady load, "
+            f"{STEADY_RATE:g} calls/s, until Ctrl-C)"
+        ),
     )
     amount.add_argument("--calls", type=int, default=None, help="stop after this many tool calls")
     parser.add_argument("--port", type=int, default=9109, help="metrics port (0: any free one)")
@@ -411,19 +471,24 @@ def add_parser(subparsers: Any) -> None:
         help=f"concurrent MCP clients (default {DEFAULT_CONCURRENCY})",
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the workload")
-    parser.add_argument("--serve", action="store_true", help="keep serving until Ctrl-C")
+    parser.add_argument(
+        "--serve", action="store_true", help="after a bounded run, keep serving until Ctrl-C"
+    )
     parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
-    duration = DEFAULT_DURATION_S if args.duration is None else args.duration
+    duration = args.duration
     if (
-        duration <= 0
+        (duration is not None and duration <= 0)
         or (args.calls is not None and args.calls <= 0)
         or args.concurrency <= 0
         or not 0 <= args.port <= 65535
     ):
         print("duration, calls and concurrency must be positive, port 0-65535", file=sys.stderr)
         return 2
-    plan = LoadPlan(duration, args.calls, args.concurrency, args.seed)
+    bounded = duration is not None or args.calls is not None
+    plan = LoadPlan(
+        duration, args.calls, args.concurrency, args.seed, None if bounded else STEADY_RATE
+    )
     return run_demo(plan, args.port, args.serve)

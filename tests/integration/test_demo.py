@@ -113,9 +113,53 @@ def test_demo_serves_a_real_workload_then_summarises_and_serves_until_ctrl_c() -
     assert "provider simulated-llm:" in summary
 
 
+def test_demo_keeps_serving_under_steady_load_until_ctrl_c() -> None:
+    """No --duration/--calls: the page a newcomer opens must still be live after 15 s."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otel_perf", "demo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=harness.child_env({}),
+    )
+    lines = Lines(process)
+    try:
+        base = lines.until(r"metrics: (http://127\.0\.0\.1:\d+)/metrics").group(1)
+        lines.until(r"MCP server: http://127\.0\.0\.1:\d+/mcp")
+        started = time.monotonic()
+
+        def calls() -> int:
+            document = harness.fetch_json(f"{base}/metrics")
+            return sum(tool["total_calls"] for tool in document["tool_metrics"].values())
+
+        time.sleep(3.0)
+        early = calls()
+        time.sleep(max(16.0 - (time.monotonic() - started), 0.0))
+        assert process.poll() is None, "the demo stopped by itself"
+        late = calls()
+        assert time.monotonic() - started >= 15.0
+        assert late > early > 0
+        # steady, not flat out: about STEADY_RATE calls per second
+        rate = (late - early) / 13.0
+        assert 0.3 * _demo.STEADY_RATE < rate < 2.0 * _demo.STEADY_RATE, rate
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        lines.until(r"^stopped")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        lines.close()
+    text = "\n".join(lines.seen)
+    assert "calls/s" in text  # the progress line
+    assert re.search(r"^tool\s+calls\s+ok %", text, re.MULTILINE)  # the summary table
+    for name in TOOLS:
+        assert re.search(rf"^{name}\s+\d+\s", text, re.MULTILINE)
+
+
 def test_demo_with_a_call_budget_makes_exactly_that_many_calls() -> None:
     out = io.StringIO()
-    plan = _demo.LoadPlan(duration_s=60.0, calls=40, concurrency=3, seed=1)
+    plan = _demo.LoadPlan(duration_s=None, calls=40, concurrency=3, seed=1)
     assert _demo.run_demo(plan, port=0, serve=False, out=out) == 0
     text = out.getvalue()
     calls = [
