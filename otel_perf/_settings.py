@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from otel_perf._export.settings import ExportSettings, load_export_settings, shorten
+from otel_perf._integrations.bootstrap_paths import (
+    LOG_LEVEL_ENV,
+    RESOURCE_ATTRIBUTES_ENV,
+    SERVICE_NAME_ENV,
+)
 
 PERFORMANCE_METRICS_ENABLED: Final = "PERFORMANCE_METRICS_ENABLED"
 """``true``/``false`` (also 1/0, yes/no, on/off). Default ``true``. ``false`` turns every record
@@ -76,6 +82,24 @@ METRICS_USE_GLOBAL_METER_PROVIDER: Final = "METRICS_USE_GLOBAL_METER_PROVIDER"
 ``MeterProvider`` as the global one (its own setup, ``opentelemetry-instrument``, logfire, ...),
 otel-perf records through it, so the application's exporters carry otel-perf's metrics.
 ``false`` makes otel-perf build its own provider regardless."""
+
+OTEL_PERF_LOG_LEVEL: Final = LOG_LEVEL_ENV
+"""``OTEL_PERF_LOG_LEVEL``: a logging level name (``DEBUG``, ``INFO``, ``WARNING``, ...).
+Unset by default. Set by ``otel-perf run --log-level``: the started program then writes
+otel-perf's own messages of that level and above to stderr (never stdout, which a stdio
+server's protocol uses)."""
+
+OTEL_SERVICE_NAME: Final = SERVICE_NAME_ENV
+"""The OTel spec's service name (read by the SDK's ``Resource.create``). ``otel-perf run``
+sets it to the program's name when neither it nor ``service.name`` in
+``OTEL_RESOURCE_ATTRIBUTES`` is set."""
+
+OTEL_RESOURCE_ATTRIBUTES: Final = RESOURCE_ATTRIBUTES_ENV
+"""The OTel spec's resource attributes (read by the SDK); consulted for ``service.name``.
+
+The launcher's variables are defined in the leaf module otel_perf._integrations.bootstrap_paths,
+which ``otel-perf run`` loads on a stdio server's path to its first handshake; they are listed
+here with the others."""
 
 OTEL_SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
 """The OTel spec's master switch: ``true`` disables otel-perf like
@@ -244,6 +268,13 @@ _OVERRIDE_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
     "exemplar_filter": lambda v: v in EXEMPLAR_FILTERS,
     "export": lambda v: isinstance(v, ExportSettings),
 }
+
+
+def log_level(environ: Mapping[str, str]) -> int | None:
+    """``OTEL_PERF_LOG_LEVEL`` as a ``logging`` level number; ``None`` if unset or unknown."""
+    raw = environ.get(OTEL_PERF_LOG_LEVEL, "").strip().upper()
+    value = logging.getLevelName(raw) if raw else None
+    return value if isinstance(value, int) else None
 
 
 def _is_int(value: object) -> bool:

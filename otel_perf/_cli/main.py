@@ -33,7 +33,9 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
     )
     parser.add_argument("--version", action="version", version=f"otel-perf {__version__}")
     parser.add_argument(
-        "--log-level", default="WARNING", help="log level for otel-perf's own messages"
+        "--log-level",
+        default=None,
+        help="log level for otel-perf's own messages (default WARNING; `run` passes it on)",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in modules:
@@ -53,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(words)
     import logging  # noqa: PLC0415 - after otel-perf run's fast path
 
-    level = getattr(logging, str(args.log_level).upper(), None)
+    level = getattr(logging, str(args.log_level or "WARNING").upper(), None)
     if not isinstance(level, int):
         parser.error(f"unknown log level {args.log_level!r}")
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

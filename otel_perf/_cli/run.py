@@ -11,9 +11,18 @@ process (``exec``), so its stdin/stdout are the caller's own: an MCP client can 
 from __future__ import annotations
 
 import os
+import re
 import sys
 
-from otel_perf._integrations.bootstrap_paths import BOOTSTRAP_DIR, BOOTSTRAPPED_ENV, URL_FILE_ENV
+from otel_perf._integrations.bootstrap_paths import (
+    BOOTSTRAP_DIR,
+    BOOTSTRAPPED_ENV,
+    LEVEL_NAMES,
+    LOG_LEVEL_ENV,
+    SERVICE_NAME_ENV,
+    URL_FILE_ENV,
+    has_service_name,
+)
 
 TYPE_CHECKING = False  # not typing's: see otel_perf._cli.main
 if TYPE_CHECKING:
@@ -21,20 +30,106 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def command_environment(url_file: str | None) -> dict[str, str]:
-    """This process's environment with the bootstrap directory first on ``PYTHONPATH``."""
+_PYTHON = re.compile(r"(python|pypy)(\d+(\.\d+)*)?(\.exe)?")
+
+#: Interpreter options that take a value (the next argument when not attached).
+_OPTIONS_WITH_VALUE = frozenset("WXQ")
+
+#: Interpreter flags that keep ``sitecustomize`` (and so otel-perf's bootstrap) from running:
+#: -I isolated mode and -E ignore ``PYTHONPATH``; -S skips the ``site`` module.
+_SKIPS_BOOTSTRAP = {"I": "-I (isolated mode)", "E": "-E", "S": "-S"}
+
+
+def _python_options(command: list[str]) -> tuple[list[str], list[str]] | None:
+    """(interpreter flag letters, the rest) when ``command`` runs Python; else ``None``."""
+    if not command or not _PYTHON.fullmatch(os.path.basename(command[0])):
+        return None
+    flags: list[str] = []
+    args = command[1:]
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--" or not arg.startswith("-") or arg == "-" or arg.startswith("--"):
+            break
+        letters = arg[1:]
+        for position, letter in enumerate(letters):
+            if letter in "mc":  # -m module / -c code: what follows is the program
+                return flags, [f"-{letter}", letters[position + 1 :] or "", *args[index + 1 :]]
+            flags.append(letter)
+            if letter in _OPTIONS_WITH_VALUE:
+                if position == len(letters) - 1:
+                    index += 1  # the value is the next argument
+                break
+        index += 1
+    return flags, args[index:]
+
+
+def program_name(command: list[str]) -> str:
+    """The service name ``otel-perf run`` gives a program: the script or module Python runs
+    (``server`` for ``python server.py``, ``pkg.app`` for ``python -m pkg.app``), else the
+    command's own name (``uvicorn``, ``fastmcp``).
+
+    >>> program_name(["python3", "-u", "servers/weather.py", "--port", "1"])
+    'weather'
+    >>> program_name(["python", "-m", "my_pkg.server"])
+    'my_pkg.server'
+    >>> program_name(["/usr/local/bin/fastmcp", "run", "x.py"])
+    'fastmcp'
+    """
+    parsed = _python_options(command)
+    if parsed is None:
+        return os.path.basename(command[0]) or "unknown_service"
+    _flags, rest = parsed
+    if rest[:1] == ["-m"]:
+        module = rest[1] or (rest[2] if len(rest) > 2 else "")
+        return module or os.path.basename(command[0])
+    if rest[:1] == ["-c"] or not rest:
+        return os.path.basename(command[0])
+    return _stem(rest[0]) or os.path.basename(command[0])
+
+
+def bootstrap_skipped(command: list[str]) -> str | None:
+    """The flag that keeps the bootstrap from running in ``command``, if any (e.g. ``-I``)."""
+    parsed = _python_options(command)
+    if parsed is None:
+        return None
+    for letter in parsed[0]:
+        if letter in _SKIPS_BOOTSTRAP:
+            return _SKIPS_BOOTSTRAP[letter]
+    return None
+
+
+def command_environment(
+    url_file: str | None, command: list[str] | None = None, log_level: str | None = None
+) -> dict[str, str]:
+    """This process's environment with the bootstrap directory first on ``PYTHONPATH``,
+    the service named after the program unless the environment names it, and otel-perf's
+    log level for the program when one was asked for."""
     env = dict(os.environ)
     env.pop(BOOTSTRAPPED_ENV, None)  # the command is the top of its own process tree
     existing = env.get("PYTHONPATH")
     env["PYTHONPATH"] = f"{BOOTSTRAP_DIR}{os.pathsep}{existing}" if existing else str(BOOTSTRAP_DIR)
     if url_file:
         env[URL_FILE_ENV] = os.path.abspath(url_file)
+    if command and not has_service_name(env):
+        env[SERVICE_NAME_ENV] = program_name(command)
+    if log_level:
+        env[LOG_LEVEL_ENV] = log_level.upper()
     return env
 
 
-def run(command: list[str], url_file: str | None = None) -> int:
+def run(command: list[str], url_file: str | None = None, log_level: str | None = None) -> int:
     """Run ``command`` instrumented; returns its exit code (on POSIX it never returns)."""
-    env = command_environment(url_file)
+    skipped = bootstrap_skipped(command)
+    if skipped is not None:
+        print(  # noqa: T201
+            f"otel-perf run: warning: python {skipped} ignores PYTHONPATH or skips site, so "
+            "otel-perf's bootstrap never runs and nothing is instrumented; run without it, or "
+            "call otel_perf.configure() and instrument() in the program itself",
+            file=sys.stderr,
+            flush=True,
+        )
+    env = command_environment(url_file, command, log_level)
     try:
         if os.name == "posix":
             os.execvpe(command[0], command, env)  # noqa: S606 - running the user's command is the job
@@ -49,26 +144,49 @@ def run(command: list[str], url_file: str | None = None) -> int:
         return 126
 
 
-def fast_parse(words: list[str]) -> tuple[list[str], str | None] | None:
-    """``(command, url_file)`` from the words after ``run``, or ``None`` to let argparse do it.
+def _stem(path: str) -> str:
+    name = os.path.basename(path)
+    return name.rsplit(".", 1)[0] if "." in name[1:] else name
+
+
+def level_name(raw: str | None) -> str | None:
+    """A ``logging`` level name from ``raw`` (any case), or ``None`` if it names none."""
+    if raw is None:
+        return None
+    name = raw.strip().upper()
+    return name if name in LEVEL_NAMES or name.isdigit() else None
+
+
+def fast_parse(words: list[str]) -> tuple[list[str], str | None, str | None] | None:
+    """``(command, url_file, log_level)`` from the words after ``run``, or ``None`` to let
+    argparse do it.
 
     ``otel-perf run`` is on the path to a stdio server's first handshake; its usual forms
-    (``[--url-file PATH] [--] COMMAND...``) need neither argparse nor logging. Anything else
-    (``--help``, a missing command, an unknown option) goes through the full parser.
+    (``[--url-file PATH] [--log-level LEVEL] [--] COMMAND...``) need neither argparse nor
+    logging. Anything else (``--help``, a missing command, an unknown option or level) goes
+    through the full parser.
     """
-    url_file: str | None = None
+    options: dict[str, str] = {}
     rest = list(words)
-    if rest and rest[0] == "--url-file" and len(rest) >= 2:
-        url_file, rest = rest[1], rest[2:]
-    elif rest and rest[0].startswith("--url-file="):
-        url_file, rest = rest[0].split("=", 1)[1], rest[1:]
+    while rest and rest[0].startswith("--") and rest[0] != "--":
+        name, equals, value = rest[0].partition("=")
+        if name not in ("--url-file", "--log-level") or name in options:
+            return None
+        if equals:
+            options[name], rest = value, rest[1:]
+        elif len(rest) >= 2:
+            options[name], rest = rest[1], rest[2:]
+        else:
+            return None
     if rest and rest[0] == "--":
         rest = rest[1:]
     elif rest and rest[0].startswith("-"):
         return None
-    if not rest or url_file == "":
+    url_file = options.get("--url-file")
+    log_level = options.get("--log-level")
+    if not rest or url_file == "" or (log_level is not None and level_name(log_level) is None):
         return None
-    return rest, url_file
+    return rest, url_file, log_level
 
 
 def add_parser(subparsers: Any) -> None:
@@ -87,6 +205,13 @@ def add_parser(subparsers: Any) -> None:
         metavar="PATH",
         help="write the metrics endpoint's base URL to PATH once it listens",
     )
+    parser.add_argument(
+        "--log-level",
+        dest="run_log_level",
+        metavar="LEVEL",
+        help="otel-perf's log level in the program (its messages go to stderr); the global "
+        "--log-level does the same",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the program and its arguments")
     parser.set_defaults(func=_main)
 
@@ -99,4 +224,8 @@ def _main(args: argparse.Namespace) -> int:
         usage = "otel-perf run: no command given (usage: otel-perf run -- python server.py)"
         print(usage, file=sys.stderr)  # noqa: T201
         return 2
-    return run(command, args.url_file)
+    level = args.run_log_level or getattr(args, "log_level", None)
+    if level is not None and level_name(level) is None:
+        print(f"otel-perf run: unknown log level {level!r}", file=sys.stderr)  # noqa: T201
+        return 2
+    return run(command, args.url_file, level)

@@ -28,6 +28,7 @@ import functools
 import importlib
 import importlib.abc
 import importlib.machinery
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -39,6 +40,7 @@ from otel_perf import _state
 from otel_perf._integrations import bootstrap_paths
 from otel_perf._integrations.bootstrap_paths import BOOTSTRAPPED_ENV, URL_FILE_ENV
 from otel_perf._log import logger, warn_once
+from otel_perf._settings import log_level
 
 #: The bootstrap directory, as a path (see :mod:`otel_perf._integrations.bootstrap_paths`).
 BOOTSTRAP_DIR: Final = Path(bootstrap_paths.BOOTSTRAP_DIR)
@@ -192,6 +194,20 @@ def _announce(url: str | None) -> None:
         partial.replace(target)  # readers never see half a URL
 
 
+def _log_to_stderr(level: int | None) -> None:
+    """``otel-perf run --log-level``: otel-perf's own messages to stderr at that level.
+
+    Never stdout: a stdio MCP server speaks its protocol there.
+    """
+    if level is None:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False  # the program's own logging setup must not print them twice
+
+
 def bootstrap() -> None:
     """What ``otel-perf run`` does inside the started program; never raises.
 
@@ -205,8 +221,10 @@ def bootstrap() -> None:
     try:
         descendant = BOOTSTRAPPED_ENV in os.environ
         os.environ[BOOTSTRAPPED_ENV] = "1"
+        _log_to_stderr(log_level(os.environ))
         import otel_perf  # noqa: PLC0415 - the package imports this module's siblings
 
+        logger.debug("otel-perf: zero-code instrumentation starting in pid %d", os.getpid())
         # Hooks first: their flag also tells the console exporter, started by configure(),
         # that stdout may be a stdio server's protocol channel (otel_perf._stdio).
         install_hooks()
@@ -219,5 +237,6 @@ def bootstrap() -> None:
         else:
             metrics = otel_perf.configure()
             _announce(metrics.url)
+            logger.debug("otel-perf: configured; MCP servers built from now on are measured")
     except Exception as exc:
         logger.warning("otel-perf: zero-code instrumentation failed (%s); running without it", exc)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from otel_perf._cli.run import bootstrap_skipped, program_name
 from tests.support.servers import harness
 
 PLAIN_SERVER = harness.HERE / "plain_server.py"
@@ -150,3 +151,96 @@ def test_the_launcher_loads_only_what_run_needs() -> None:
         "logging",
     )
     assert [m for m in loaded if m.startswith(unwanted)] == []
+
+
+SERVICE_PROGRAM = (
+    "import sys, otel_perf\n"
+    "from opentelemetry.sdk.resources import SERVICE_NAME\n"
+    "provider = otel_perf.configure().meter_provider\n"
+    "print(provider._sdk_config.resource.attributes[SERVICE_NAME])\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("extra_env", "expected"),
+    [
+        ({}, "weather_server"),
+        ({"OTEL_SERVICE_NAME": "chosen"}, "chosen"),
+        ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-resource"}, "from-resource"),
+    ],
+)
+def test_service_name_defaults_to_the_program(
+    tmp_path: Path, extra_env: dict[str, str], expected: str
+) -> None:
+    script = tmp_path / "weather_server.py"
+    script.write_text(SERVICE_PROGRAM)
+    result = subprocess.run(
+        [OTEL_PERF, "run", "--", sys.executable, "-u", str(script)],
+        env=harness.child_env({"METRICS_JSON_ENDPOINT_ENABLED": "false", **extra_env}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == expected  # never unknown_service:python3
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--log-level", "DEBUG", "--"],
+        ["--log-level", "debug", "run", "--"],
+    ],
+)
+def test_log_level_reaches_the_program(argv: list[str]) -> None:
+    result = subprocess.run(
+        [OTEL_PERF, *argv, sys.executable, "-c", "print('program output')"],
+        env=harness.child_env({}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout == "program output\n"  # otel-perf's messages never go to stdout
+    assert "DEBUG otel_perf: otel-perf: zero-code instrumentation starting" in result.stderr
+
+
+def test_unknown_log_level_is_refused() -> None:
+    result = subprocess.run(
+        [OTEL_PERF, "run", "--log-level", "LOUD", "--", sys.executable, "-c", "pass"],
+        env=harness.child_env({}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown log level 'LOUD'" in result.stderr
+
+
+@pytest.mark.parametrize("flags", [["-I"], ["-Iu"], ["-E"], ["-s", "-S"]])
+def test_python_flags_that_skip_the_bootstrap_are_warned_about(flags: list[str]) -> None:
+    program = "import otel_perf._state as s; print(s.runtime is not None)"
+    result = subprocess.run(
+        [OTEL_PERF, "run", "--", sys.executable, *flags, "-c", program],
+        env=harness.child_env({}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "otel-perf run: warning: python -" in result.stderr
+    assert "nothing is instrumented" in result.stderr
+    if flags == ["-I"]:  # the program ran, uninstrumented: that is what the warning is about
+        assert result.stdout.strip() == "False"
+
+
+def test_program_names() -> None:
+    assert program_name(["python3.12", "-X", "dev", "app.py"]) == "app"
+    assert program_name(["python", "-Wignore", "-m", "pkg.server", "--x"]) == "pkg.server"
+    assert program_name(["python", "-mpkg"]) == "pkg"
+    assert program_name(["python", "-c", "pass"]) == "python"
+    assert program_name(["uvicorn", "app:app"]) == "uvicorn"
+    assert bootstrap_skipped(["python3", "-I", "x.py"]) == "-I (isolated mode)"
+    assert bootstrap_skipped(["python3", "x.py", "-I"]) is None  # the script's own argument
+    assert bootstrap_skipped(["node", "-I"]) is None
