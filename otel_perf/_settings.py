@@ -101,6 +101,11 @@ The launcher's variables are defined in the leaf module otel_perf._integrations.
 which ``otel-perf run`` loads on a stdio server's path to its first handshake; they are listed
 here with the others."""
 
+XDG_RUNTIME_DIR: Final = "XDG_RUNTIME_DIR"
+"""The user's runtime directory (set by the login session on Linux). Each running endpoint
+leaves a small entry under ``$XDG_RUNTIME_DIR/otel-perf`` (without it, under
+``<tmp>/otel-perf-<uid>``) so ``otel-perf top`` / ``snapshot`` can find it without a URL."""
+
 OTEL_SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
 """The OTel spec's master switch: ``true`` disables otel-perf like
 ``PERFORMANCE_METRICS_ENABLED=false`` (the SDK would otherwise hand out no-op meters)."""

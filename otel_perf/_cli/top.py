@@ -36,6 +36,7 @@ from otel_perf._cli.fetch import (
     history_url,
     metrics_url,
 )
+from otel_perf._http import registry
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -603,7 +604,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "url",
         nargs="?",
         default=None,
-        help=f"the endpoint: a base URL, a /metrics URL or host:port (default {DEFAULT_URL})",
+        help=(
+            "the endpoint: a base URL, a /metrics URL or host:port (default: the endpoint "
+            f"running on this machine, a choice if several run, else {DEFAULT_URL})"
+        ),
+    )
+    parser.add_argument(
+        "--pick",
+        type=int,
+        default=None,
+        metavar="N",
+        help="without a URL: read the Nth of the endpoints running on this machine",
     )
     parser.add_argument(
         "--token",
@@ -635,9 +646,66 @@ def add_parser(subparsers: Any) -> None:
     snapshot.set_defaults(func=_snapshot_main)
 
 
+def choose_endpoint(
+    entries: list[registry.Entry],
+    pick: int | None,
+    ask: Callable[[str], str] | None,
+    say: Callable[[str], None],
+) -> str | None:
+    """The URL to read when none was given: the only live endpoint on this machine, the one
+    ``pick`` (1-based) names, or the one the user picks when ``ask`` can ask; ``None`` (after
+    saying why) when that is not possible. No live endpoint: the default URL."""
+    if not entries:
+        if pick is not None:
+            say("no running endpoint on this machine")
+            return None
+        return ""  # nothing registered: the default URL
+    listing = "\n".join(
+        f"  {i}. {entry.url}  {entry.service or '?'} (pid {entry.pid})"
+        + ("  [token]" if entry.token_required else "")
+        for i, entry in enumerate(entries, 1)
+    )
+    if pick is None and len(entries) == 1:
+        pick = 1
+    if pick is None and ask is not None:
+        say(f"endpoints running on this machine:\n{listing}")
+        answer = ask(f"which one? [1-{len(entries)}, default 1] ").strip() or "1"
+        pick = int(answer) if answer.isdigit() else 0
+    if pick is None:
+        say(f"endpoints running on this machine:\n{listing}\ngive one's URL, or --pick N")
+        return None
+    if not 1 <= pick <= len(entries):
+        say(f"no endpoint number {pick}; the running ones:\n{listing}")
+        return None
+    chosen = entries[pick - 1]
+    if len(entries) > 1 or pick != 1:
+        say(f"reading {chosen.url} ({chosen.service or '?'}, pid {chosen.pid})")
+    return chosen.url
+
+
+def _discovered(args: argparse.Namespace) -> str | None:
+    """``args.url``, or a live endpoint from this machine's registry (see above)."""
+    if args.url is not None:
+        return str(args.url)
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+
+    def say(message: str) -> None:
+        sys.stderr.write(f"otel-perf: {message}\n")
+
+    def ask(prompt: str) -> str:
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+        return sys.stdin.readline()
+
+    return choose_endpoint(registry.live_endpoints(), args.pick, ask if interactive else None, say)
+
+
 def _target(args: argparse.Namespace) -> tuple[str, str | None] | None:
     try:
-        url = metrics_url(args.url)
+        chosen = _discovered(args)
+        if chosen is None:
+            return None
+        url = metrics_url(chosen or None)
     except FetchError as exc:
         sys.stderr.write(f"otel-perf: {exc}\n")
         return None

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from otel_perf._history import History
-from otel_perf._http import dashboard
+from otel_perf._http import dashboard, registry
 from otel_perf._http.reuse import DutyCycle, Reuse
 from otel_perf._http.server import (
     MetricsServer,
@@ -25,7 +26,7 @@ from otel_perf._http.server import (
     json_response,
 )
 from otel_perf._log import logger
-from otel_perf._pipeline import CollectionError, Pipeline
+from otel_perf._pipeline import CollectionError, Pipeline, build_resource
 from otel_perf._settings import Settings
 from otel_perf._version import __version__
 
@@ -76,6 +77,7 @@ class Endpoint:
         self._history_bodies: dict[str, Reuse[bytes]] = {}
         self._history_lock = threading.Lock()
         self.server: MetricsServer | None = None
+        self._registered: Path | None = None  # this endpoint's entry in the local registry
 
     @property
     def url(self) -> str | None:
@@ -205,10 +207,17 @@ class Endpoint:
             )
         self.server = server
         logger.info("otel-perf: serving metrics on %s/metrics", server.url)
+        self._registered = registry.register(
+            local_url(server.url),
+            str(build_resource().attributes.get("service.name", "")),
+            token_required=settings.auth_token is not None,
+        )
         return True
 
     def stop(self, timeout_s: float) -> None:
         server, self.server = self.server, None
+        registry.unregister(self._registered)
+        self._registered = None
         if server is not None:
             server.stop(timeout_s)
 
@@ -216,6 +225,13 @@ class Endpoint:
         server, self.server = self.server, None
         if server is not None:
             server.release_after_fork()
+
+
+def local_url(url: str) -> str:
+    """``url`` as a client on this machine reaches it (a wildcard bind becomes loopback)."""
+    for wildcard in ("//0.0.0.0:", "//[::]:"):
+        url = url.replace(wildcard, "//127.0.0.1:")
+    return url
 
 
 def routes_for(metrics: Served) -> dict[str, Route]:
