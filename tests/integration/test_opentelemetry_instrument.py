@@ -47,8 +47,13 @@ def sink() -> Iterator[tuple[LoopbackGrpcSink, Recorder]]:
     grpc_sink.stop()
 
 
+@pytest.mark.parametrize(
+    "launcher",
+    [[], [str(Path(sys.executable).with_name("otel-perf")), "run", "--log-level", "INFO", "--"]],
+    ids=["in-code", "otel-perf-run"],
+)
 def test_metrics_reach_the_distros_exporter_once(
-    sink: tuple[LoopbackGrpcSink, Recorder], tmp_path: Path
+    sink: tuple[LoopbackGrpcSink, Recorder], tmp_path: Path, launcher: list[str]
 ) -> None:
     grpc_sink, handler = sink
     script = tmp_path / "app.py"
@@ -64,7 +69,7 @@ def test_metrics_reach_the_distros_exporter_once(
         }
     )
     ran = subprocess.run(
-        [str(INSTRUMENT), sys.executable, str(script)],
+        [str(INSTRUMENT), *launcher, sys.executable, str(script)],
         env=env,
         capture_output=True,
         text=True,

@@ -244,3 +244,30 @@ def test_program_names() -> None:
     assert bootstrap_skipped(["python3", "-I", "x.py"]) == "-I (isolated mode)"
     assert bootstrap_skipped(["python3", "x.py", "-I"]) is None  # the script's own argument
     assert bootstrap_skipped(["node", "-I"]) is None
+
+
+def test_a_global_provider_set_by_another_sitecustomize_is_recorded_through(
+    tmp_path: Path,
+) -> None:
+    """``opentelemetry-instrument``-style setups run first, so otel-perf finds their provider."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "from opentelemetry import metrics\n"
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "metrics.set_meter_provider(MeterProvider())\n"
+    )
+    program = (
+        "import otel_perf\n"
+        "from opentelemetry import metrics\n"
+        "print(otel_perf.configure().meter_provider is metrics.get_meter_provider())\n"
+    )
+    result = subprocess.run(
+        [OTEL_PERF, "run", "--", sys.executable, "-c", program],
+        env=harness.child_env({"PYTHONPATH": str(site)}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "True", result.stderr

@@ -1,7 +1,9 @@
 """Loaded by Python at startup when ``otel-perf run`` puts this directory on ``PYTHONPATH``.
 
-It starts otel-perf's zero-code instrumentation, then runs the ``sitecustomize`` this one
-shadows, if there is one further along ``sys.path`` (Python only imports the first it finds).
+It runs the ``sitecustomize`` this one shadows, if there is one further along ``sys.path``
+(Python only imports the first it finds), then starts otel-perf's zero-code instrumentation.
+That order matters: a shadowed ``sitecustomize`` such as ``opentelemetry-instrument``'s sets the
+application's global ``MeterProvider``, which otel-perf then records through.
 """
 
 from __future__ import annotations
@@ -23,14 +25,20 @@ def _run_shadowed_sitecustomize() -> None:
     spec.loader.exec_module(module)
 
 
-def _start() -> None:
+def _bootstrap() -> None:
     try:
         from otel_perf._integrations.autoinstrument import bootstrap  # noqa: PLC0415 - may be missing
     except ImportError as exc:  # this interpreter does not have otel-perf installed
         print(f"otel-perf: not instrumenting ({exc})", file=sys.stderr)  # noqa: T201
     else:
         bootstrap()
-    _run_shadowed_sitecustomize()
+
+
+def _start() -> None:
+    try:
+        _run_shadowed_sitecustomize()
+    finally:  # a failing sitecustomize is still reported by Python, after otel-perf started
+        _bootstrap()
 
 
 _start()
