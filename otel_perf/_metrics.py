@@ -89,9 +89,11 @@ class Metrics:
 
     @property
     def meter_provider(self) -> MeterProvider | None:
-        """The SDK MeterProvider otel-perf records into (``None`` when disabled).
+        """The SDK MeterProvider otel-perf records into (``None`` when disabled): its own, or
+        the application's (:attr:`app_provider`).
 
-        Instruments created from it under otel-perf's metric names show up in the JSON view.
+        Instruments created from otel-perf's own provider under otel-perf's metric names show up
+        in the JSON view; on the application's provider only otel-perf's own scopes do.
         """
         pipeline = self._pipeline
         return pipeline.meter_provider if pipeline is not None else None
