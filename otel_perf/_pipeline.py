@@ -145,19 +145,11 @@ def _shared_reader(settings: Settings) -> PullReader:
 
 def _shared_reader(settings: Settings) -> PullReader:
     """otel-perf's reader for the application's provider: exponential buckets for histograms
-    and room for every series, asked of the reader since the provider's Views are not ours.
-
-    Readers take ``cardinality_limits`` from SDK 1.45 on; before, the SDK's default of 2,000
-    series per instrument applies (what the default caps need, give or take a few).
-    """
-    preferred: dict[type, Any] = {Histogram: _exponential(settings)}
-    try:
-        return PullReader(
-            preferred_aggregation=preferred,
-            cardinality_limits={Histogram: max(_series_limits(settings))},
-        )
-    except TypeError:
-        return PullReader(preferred_aggregation=preferred)
+    and room for every series, asked of the reader since the provider's Views are not ours."""
+    return PullReader(
+        preferred_aggregation={Histogram: _exponential(settings)},
+        cardinality_limits={Histogram: max(_series_limits(settings))},
+    )
 
 
 #: The instrumentation scopes otel-perf records under.
