@@ -36,9 +36,8 @@ import time
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from types import ModuleType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.metrics import CallbackOptions, Observation
 
@@ -52,7 +51,15 @@ MAX_PENDING_CALLS: Final = 100_000
 #: with a start date change while a process runs).
 RULE_TTL_S: Final = 3600.0
 
-_ZERO: Final = Decimal(0)
+if TYPE_CHECKING:  # decimal is imported when something is priced, not with otel_perf
+    from decimal import Decimal
+
+
+def sum_start() -> Decimal:
+    """Zero dollars, as a ``Decimal`` (imported here, at the first pricing)."""
+    from decimal import Decimal  # noqa: PLC0415
+
+    return Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,7 @@ class Rule:
             tier[0] += 1
             tier[1] += pairs[i]
             tier[2] += pairs[i + 1]
-        total = _ZERO
+        total = sum_start()
         for (a, b, c), (calls, inputs, outputs) in zip(self.rates, sums, strict=True):
             if calls:
                 total += a * calls + b * inputs + c * outputs
@@ -193,7 +200,7 @@ class CostLedger:
                     continue
                 a, b, c = rule.rates[0]
                 cost += a * overflow[0] + b * overflow[1] + c * overflow[2]
-            self._costs[key] = self._costs.get(key, _ZERO) + cost
+            self._costs[key] = self._costs.get(key, sum_start()) + cost
 
     def _rule(self, key: tuple[str, str]) -> Rule | None:
         now = time.monotonic()
