@@ -697,7 +697,19 @@ def _discovered(args: argparse.Namespace) -> str | None:
         sys.stderr.flush()
         return sys.stdin.readline()
 
-    return choose_endpoint(registry.live_endpoints(), args.pick, ask if interactive else None, say)
+    # An entry whose process id now belongs to another program (the server was killed, the
+    # number reused) has no otel-perf /health behind it: left out.
+    entries = [entry for entry in registry.live_endpoints() if _answers(entry.url)]
+    return choose_endpoint(entries, args.pick, ask if interactive else None, say)
+
+
+def _answers(base_url: str) -> bool:
+    """Whether ``base_url`` serves otel-perf's ``/health`` (which never needs a token)."""
+    try:
+        health = fetch_json(base_url.rstrip("/") + "/health", timeout_s=1.0)
+    except FetchError:
+        return False
+    return isinstance(health, dict) and health.get("status") == "ok"
 
 
 def _target(args: argparse.Namespace) -> tuple[str, str | None] | None:

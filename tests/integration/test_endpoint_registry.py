@@ -15,6 +15,7 @@ import pytest
 import otel_perf
 from otel_perf._cli.top import choose_endpoint
 from otel_perf._http import registry
+from tests.support.otlp_sinks import free_port
 from tests.support.servers import harness
 
 OTEL_PERF = str(Path(sys.executable).parent / "otel-perf")
@@ -140,3 +141,18 @@ def test_an_interactive_choice() -> None:
     assert "b (pid 12)  [token]" in said[0]
     assert choose_endpoint(entries, None, lambda _prompt: "\n", said.append) == entries[0].url
     assert choose_endpoint([], None, None, said.append) == ""  # none: the default URL
+
+
+def test_an_entry_whose_pid_was_reused_is_left_out(runtime_dir: Path) -> None:
+    """A live process id with no otel-perf endpoint behind it (the number was reused)."""
+    otel_perf.configure(json_port=0)
+    otel_perf.record_tool_call("the_real_one", True, 1.0)
+    directory = registry.registry_dir()
+    assert directory is not None
+    (directory / "0-1.json").write_text(
+        json.dumps({"url": f"http://127.0.0.1:{free_port()}", "pid": os.getpid()})
+    )
+    assert len(registry.live_endpoints()) == 2  # both processes are alive ...
+    result = snapshot(runtime_dir)  # ... but only one answers as otel-perf
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads(result.stdout)["tool_metrics"]) == {"the_real_one"}
