@@ -103,8 +103,8 @@ here with the others."""
 
 XDG_RUNTIME_DIR: Final = "XDG_RUNTIME_DIR"
 """The user's runtime directory (set by the login session on Linux). Each running endpoint
-leaves a small entry under ``$XDG_RUNTIME_DIR/otel-perf`` (without it, under
-``<tmp>/otel-perf-<uid>``) so ``otel-perf top`` / ``snapshot`` can find it without a URL."""
+leaves a small entry under ``$XDG_RUNTIME_DIR/otel-perf-<uid>/endpoints`` (without it, the same
+under the temporary directory) so ``otel-perf top`` / ``snapshot`` can find it without a URL."""
 
 OTEL_SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
 """The OTel spec's master switch: ``true`` disables otel-perf like

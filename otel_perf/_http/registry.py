@@ -3,10 +3,11 @@
 MCP clients spawn stdio servers with a bare environment, and two clients spawning the same
 server cannot both have port 9109: the second one's endpoint lands elsewhere (or on a free
 port with ``METRICS_JSON_PORT=0``), and nobody knows where. So every endpoint, once it
-listens, leaves one small file in the user's runtime directory (``$XDG_RUNTIME_DIR/otel-perf``,
-else ``<tmp>/otel-perf-<uid>``; a directory only the user can read), and removes it when it
-stops. ``otel-perf top`` / ``snapshot`` without a URL read them, drop those whose process is
-gone (a killed process never removes its file), and offer the live ones.
+listens, leaves one small file in the user's runtime directory
+(``$XDG_RUNTIME_DIR/otel-perf-<uid>/endpoints``, else the same under the temporary directory;
+a directory only the user can write), and removes it when it stops. ``otel-perf top`` /
+``snapshot`` without a URL read them, drop those whose process is gone (a killed process never
+removes its file), and offer the live ones.
 
 An entry holds the URL, process id, service name, start time and whether a token is needed,
 never the token itself. Nothing here raises: a registry that cannot be written only costs the
@@ -41,29 +42,45 @@ class Entry:
 
 
 def registry_dir(environ: Any = None) -> Path | None:
-    """The user's registry directory, created if needed; ``None`` if none is safe to use."""
+    """The user's registry directory, created if needed; ``None`` if none is safe to use.
+
+    ``<base>/otel-perf-<uid>/endpoints``, where ``<base>`` is ``$XDG_RUNTIME_DIR`` when it is
+    an existing absolute directory, else the temporary directory. The ``otel-perf-<uid>``
+    directory is shared with other per-user state of otel-perf; entries live in their own
+    ``endpoints`` folder so nothing else there is ever read or removed.
+    """
     environ = os.environ if environ is None else environ
     runtime = environ.get(XDG_RUNTIME_DIR, "").strip()
+    usable = bool(runtime) and os.path.isabs(runtime) and os.path.isdir(runtime)
+    base = Path(runtime) if usable else Path(tempfile.gettempdir())
     uid = os.getuid() if hasattr(os, "getuid") else 0
-    base = (
-        Path(runtime) / "otel-perf" if runtime else Path(tempfile.gettempdir()) / f"otel-perf-{uid}"
-    )
+    root = base / f"otel-perf-{uid}"
+    directory = root / "endpoints"
+    for path in (root, directory):
+        if not _private_directory(path):
+            return None
+    return directory
+
+
+def _private_directory(path: Path) -> bool:
+    """Create ``path`` (0700) or check the existing one: ours, a directory, private."""
     try:
-        base.mkdir(mode=0o700, exist_ok=True)
-        info = base.lstat()
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        info = path.lstat()
     except OSError:
-        logger.debug("otel-perf: no endpoint registry at %s", base, exc_info=True)
-        return None
-    # In a shared temporary directory another user could have made it first: use it only if it
-    # is ours and nobody else's to write or read.
+        logger.debug("otel-perf: no endpoint registry at %s", path, exc_info=True)
+        return False
+    # In a shared temporary directory another user could have made it first: use it only if
+    # it is ours and nobody else's to write.
     if (
         not stat.S_ISDIR(info.st_mode)
-        or (hasattr(os, "getuid") and info.st_uid != uid)
-        or info.st_mode & 0o077
+        or (hasattr(os, "getuid") and info.st_uid != os.getuid())
+        or info.st_mode & 0o022
     ):
-        logger.debug("otel-perf: %s is not a private directory of this user; no registry", base)
-        return None
-    return base
+        logger.debug("otel-perf: %s is not a private directory of this user; no registry", path)
+        return False
+    return True
 
 
 def register(url: str, service: str, token_required: bool) -> Path | None:
@@ -120,7 +137,7 @@ def live_endpoints(environ: Any = None) -> list[Entry]:
     if directory is None:
         return []
     found = []
-    for path in sorted(directory.glob("*.json")):
+    for path in sorted(directory.glob("*-*.json")):  # <pid>-<port>.json, as register() names them
         try:
             raw = json.loads(path.read_text())
             entry = Entry(

@@ -80,7 +80,7 @@ def test_a_running_endpoint_is_registered_and_unregistered(runtime_dir: Path) ->
     assert entry.url == metrics.url
     assert entry.pid == os.getpid()
     path = entry.path
-    assert path.parent == runtime_dir / "otel-perf"
+    assert path.parent == runtime_dir / f"otel-perf-{os.getuid()}" / "endpoints"
     assert oct(path.stat().st_mode & 0o777) == oct(0o600)
     assert oct(path.parent.stat().st_mode & 0o777) == oct(0o700)
     otel_perf.shutdown()
@@ -94,11 +94,14 @@ def test_dead_entries_are_cleaned(runtime_dir: Path) -> None:
     assert directory is not None
     stale = directory / f"{dead_pid}-9109.json"
     stale.write_text(json.dumps({"url": "http://127.0.0.1:9109", "pid": dead_pid}))
-    garbage = directory / "junk.json"
+    garbage = directory / "123-456.json"
     garbage.write_text("{not json")
+    not_ours = directory.parent / "holder.json"  # other per-user state of otel-perf's
+    not_ours.write_text("{not an entry")
     assert registry.live_endpoints() == []
     assert not stale.exists()
     assert not garbage.exists()
+    assert not_ours.exists()
 
 
 def test_snapshot_without_a_url_reads_the_only_running_endpoint(runtime_dir: Path) -> None:
