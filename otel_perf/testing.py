@@ -27,7 +27,9 @@ def reset() -> None:
     The running instance stops (its endpoint closes, a final export runs where one is set up),
     the next record call configures afresh from the environment, warnings given once are given
     again, and ``functools.lru_cache`` functions registered with
-    :func:`otel_perf.caches.observe_lru_cache` are forgotten.
+    :func:`otel_perf.caches.observe_lru_cache` are forgotten. An application ``MeterProvider``
+    otel-perf recorded through keeps the observable instruments otel-perf created on it (the
+    SDK cannot remove them); they report nothing until otel-perf records through it again.
     """
     _state.reset()
 
