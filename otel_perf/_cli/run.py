@@ -11,7 +11,6 @@ process (``exec``), so its stdin/stdout are the caller's own: an MCP client can 
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 from otel_perf._integrations.bootstrap_paths import (
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-_PYTHON = re.compile(r"(python|pypy)(\d+(\.\d+)*)?(\.exe)?")
-
 #: Interpreter options that take a value (the next argument when not attached).
 _OPTIONS_WITH_VALUE = frozenset("WXQ")
 
@@ -40,9 +37,20 @@ _OPTIONS_WITH_VALUE = frozenset("WXQ")
 _SKIPS_BOOTSTRAP = {"I": "-I (isolated mode)", "E": "-E", "S": "-S"}
 
 
+def _is_python(name: str) -> bool:
+    """``python``, ``python3``, ``python3.12``, ``pypy3``, ``python.exe``... (no ``re``: the
+    launcher's start-up is on a stdio server's path to its first handshake)."""
+    name = name.removesuffix(".exe")
+    for prefix in ("python", "pypy"):
+        if name.startswith(prefix):
+            version = name[len(prefix) :]
+            return all(part.isdigit() for part in version.split(".")) if version else True
+    return False
+
+
 def _python_options(command: list[str]) -> tuple[list[str], list[str]] | None:
     """(interpreter flag letters, the rest) when ``command`` runs Python; else ``None``."""
-    if not command or not _PYTHON.fullmatch(os.path.basename(command[0])):
+    if not command or not _is_python(os.path.basename(command[0])):
         return None
     flags: list[str] = []
     args = command[1:]

@@ -52,7 +52,12 @@ def registry_dir(environ: Any = None) -> Path | None:
     environ = os.environ if environ is None else environ
     runtime = environ.get(XDG_RUNTIME_DIR, "").strip()
     usable = bool(runtime) and os.path.isabs(runtime) and os.path.isdir(runtime)
-    base = Path(runtime) if usable else Path(tempfile.gettempdir())
+    if usable:
+        base = Path(runtime)
+    else:
+        import tempfile  # noqa: PLC0415 - only without a runtime directory (start-up counts)
+
+        base = Path(tempfile.gettempdir())
     uid = os.getuid() if hasattr(os, "getuid") else 0
     root = base / f"otel-perf-{uid}"
     directory = root / "endpoints"

@@ -14,6 +14,8 @@ USUAL = [
     ["--url-file", "u.txt", "python", "-u", "server.py"],
     ["--url-file=u.txt", "--", "python", "--", "x"],
     ["python", "--", "x"],
+    ["--log-level", "DEBUG", "--", "python", "server.py"],
+    ["--url-file", "u.txt", "--log-level=info", "python", "server.py"],
 ]
 
 
@@ -23,12 +25,22 @@ def test_usual_forms_match_argparse(words: list[str]) -> None:
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
-    assert run.fast_parse(words) == (command, args.url_file)
+    assert run.fast_parse(words) == (command, args.url_file, args.run_log_level)
 
 
 @pytest.mark.parametrize(
     "words",
-    [[], ["--"], ["--help"], ["-h"], ["--url-file"], ["--url-file=", "python"], ["--x", "py"]],
+    [
+        [],
+        ["--"],
+        ["--help"],
+        ["-h"],
+        ["--url-file"],
+        ["--url-file=", "python"],
+        ["--x", "py"],
+        ["--log-level", "LOUD", "python"],  # the full parser says what is wrong
+        ["--log-level", "DEBUG", "--log-level", "INFO", "python"],
+    ],
 )
 def test_anything_else_is_left_to_argparse(words: list[str]) -> None:
     assert run.fast_parse(words) is None
