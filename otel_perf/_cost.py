@@ -2,9 +2,10 @@
 
 Where the work happens, and why:
 
-- On the record path, a provider call that reports tokens appends its two counts to a buffer
-  of its (provider, model): one dict lookup, one uncontended lock, one ``array.extend``. No
-  pricing, and no import of ``genai-prices`` (about 30 MB and a third of a second to load).
+- On the record path, a provider call that reports tokens appends (provider, model, input,
+  output) to one buffer: one ``deque.append``, no lock (a signal handler that records while the
+  interrupted code was recording must not wait on it). No pricing, and no import of
+  ``genai-prices`` (about 30 MB and a third of a second to load).
 - At collect time, the callback of the ``otel_perf.gen_ai.client.cost`` observable counter
   drains the buffers and prices them; the JSON view, Prometheus and OTLP all read that counter.
 
@@ -21,10 +22,10 @@ installed (the ``cost`` extra; it needs Python 3.11+). Prices are the catalogue'
 bundled with the installed ``genai-prices``; otel-perf never runs its updater) as in force when
 the collection runs, at most one collection interval after the call.
 
-Memory is bounded: a buffer holds at most :data:`MAX_PENDING_CALLS` calls between two
-collections (the endpoint's history thread collects every few seconds). Calls beyond that are
-summed without their tiers; a model whose price has tiers then gets no cost (one warning),
-while a model without tiers stays exact.
+Memory is bounded: the buffer holds at most :data:`MAX_PENDING_CALLS` calls between two
+collections (about 12 MB; the endpoint's history thread collects every few seconds). A model
+with a call past that bound gets no cost from then on (one warning): a cost that leaves calls
+out would be a wrong figure.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import bisect
 import importlib
 import threading
 import time
-from array import array
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
@@ -76,18 +77,18 @@ class Rule:
     def tier(self, input_tokens: int) -> int:
         return bisect.bisect_left(self.starts, input_tokens) if self.starts else 0
 
-    def price_calls(self, pairs: array[int]) -> Decimal:
-        """The cost of the calls in ``pairs`` (input, output, input, output, ...)."""
+    def price_calls(self, calls: Iterable[tuple[int, int]]) -> Decimal:
+        """The cost of ``calls``, each (input tokens, output tokens)."""
         sums = [[0, 0, 0] for _ in self.rates]  # calls, input, output per tier
-        for i in range(0, len(pairs), 2):
-            tier = sums[self.tier(pairs[i])]
+        for input_tokens, output_tokens in calls:
+            tier = sums[self.tier(input_tokens)]
             tier[0] += 1
-            tier[1] += pairs[i]
-            tier[2] += pairs[i + 1]
+            tier[1] += input_tokens
+            tier[2] += output_tokens
         total = sum_start()
-        for (a, b, c), (calls, inputs, outputs) in zip(self.rates, sums, strict=True):
-            if calls:
-                total += a * calls + b * inputs + c * outputs
+        for (a, b, c), (count, inputs, outputs) in zip(self.rates, sums, strict=True):
+            if count:
+                total += a * count + b * inputs + c * outputs
         return total
 
 
@@ -124,24 +125,14 @@ def resolve_rule(prices: ModuleType, provider: str, model: str) -> Rule | None:
     return Rule(tuple(starts), tuple(rates))
 
 
-class _Calls:
-    """The calls of one (provider, model) not priced yet."""
-
-    __slots__ = ("lock", "overflow", "pairs")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.pairs: array[int] = array("q")
-        self.overflow = [0, 0, 0]  # calls, input, output beyond MAX_PENDING_CALLS
-
-
 class CostLedger:
     """Token counts of one recorder, priced when collected (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._calls: dict[tuple[str, str], _Calls] = {}
-        self._lock = threading.Lock()  # guards _calls' insertions
-        self._collect_lock = threading.Lock()  # one drain at a time
+        #: Calls not priced yet: ((provider, model), input tokens, output tokens).
+        self._pending: deque[tuple[tuple[str, str], int, int]] = deque()
+        self._overflowed: set[tuple[str, str]] = set()  # models with a call past the bound
+        self._collect_lock = threading.Lock()  # one drain at a time (never on the record path)
         self._costs: dict[tuple[str, str], Decimal] = {}
         self._unpriced: set[tuple[str, str]] = set()
         self._rules: dict[tuple[str, str], tuple[float, Rule | None]] = {}
@@ -149,20 +140,11 @@ class CostLedger:
         self._prices_missing = False
 
     def add(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> None:
-        """One call's token counts (the hot path: no pricing here)."""
-        key = (provider, model)
-        calls = self._calls.get(key)
-        if calls is None:
-            with self._lock:
-                calls = self._calls.setdefault(key, _Calls())
-        with calls.lock:
-            if len(calls.pairs) < 2 * MAX_PENDING_CALLS:
-                calls.pairs.append(input_tokens)
-                calls.pairs.append(output_tokens)
-            else:
-                calls.overflow[0] += 1
-                calls.overflow[1] += input_tokens
-                calls.overflow[2] += output_tokens
+        """One call's token counts (the hot path: no pricing, no lock)."""
+        if len(self._pending) < MAX_PENDING_CALLS:
+            self._pending.append(((provider, model), input_tokens, output_tokens))
+        else:
+            self._overflowed.add((provider, model))
 
     def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
         """The observable counter's callback: cumulative US dollars per priced model."""
@@ -175,32 +157,34 @@ class CostLedger:
             ]
 
     def _drain(self) -> None:
-        for key, calls in list(self._calls.items()):
-            with calls.lock:
-                if not calls.pairs and not calls.overflow[0]:
-                    continue
-                pairs, calls.pairs = calls.pairs, array("q")
-                overflow, calls.overflow = calls.overflow, [0, 0, 0]
+        by_model: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        pending = self._pending
+        while pending:  # popleft is atomic: a call appended meanwhile waits for the next drain
+            try:
+                key, input_tokens, output_tokens = pending.popleft()
+            except IndexError:
+                break
+            by_model.setdefault(key, []).append((input_tokens, output_tokens))
+        while self._overflowed:
+            try:
+                key = self._overflowed.pop()
+            except KeyError:
+                break
+            warn_once(
+                "cost-overflow",
+                "otel-perf: more than %d LLM calls waited to be priced between two collections; "
+                "a model that had calls left out has no cost from now on",
+                MAX_PENDING_CALLS,
+            )
+            self._unpriced.add(key)
+        for key, calls in by_model.items():
             if key in self._unpriced:
                 continue
             rule = self._rule(key)
             if rule is None:
                 self._unpriced.add(key)
                 continue
-            cost = rule.price_calls(pairs)
-            if overflow[0]:
-                if rule.starts:
-                    warn_once(
-                        "cost-overflow",
-                        "otel-perf: more than %d LLM calls of one model between two "
-                        "collections; a model with tiered prices now has no cost",
-                        MAX_PENDING_CALLS,
-                    )
-                    self._unpriced.add(key)
-                    continue
-                a, b, c = rule.rates[0]
-                cost += a * overflow[0] + b * overflow[1] + c * overflow[2]
-            self._costs[key] = self._costs.get(key, sum_start()) + cost
+            self._costs[key] = self._costs.get(key, sum_start()) + rule.price_calls(calls)
 
     def _rule(self, key: tuple[str, str]) -> Rule | None:
         now = time.monotonic()

@@ -143,15 +143,6 @@ def _shared_reader(settings: Settings) -> PullReader:
     )
 
 
-def _shared_reader(settings: Settings) -> PullReader:
-    """otel-perf's reader for the application's provider: exponential buckets for histograms
-    and room for every series, asked of the reader since the provider's Views are not ours."""
-    return PullReader(
-        preferred_aggregation={Histogram: _exponential(settings)},
-        cardinality_limits={Histogram: max(_series_limits(settings))},
-    )
-
-
 #: The instrumentation scopes otel-perf records under.
 OWN_SCOPES: Final = frozenset({n.METER_NAME, _cache_sources.SCOPE_NAME})
 

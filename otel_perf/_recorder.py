@@ -147,44 +147,8 @@ class Recorder:
         # Observable instruments go through a relay: on the application's provider they outlive
         # this recorder (see otel_perf._observables).
         self.relay = relay if relay is not None else Relay()
-        self.relay.observe(
-            meter,
-            "up_down_counter",
-            n.ACTIVE_SESSIONS,
-            self._observe_sessions,
-            owner=self,
-            unit=n.UNIT_SESSIONS,
-            description="MCP sessions currently open",
-        )
-        self.relay.observe(
-            meter,
-            "up_down_counter",
-            n.ACTIVE_REQUESTS,
-            self._observe_requests,
-            owner=self,
-            unit=n.UNIT_REQUESTS,
-            description="Requests (tool calls) currently in flight",
-        )
-        self.relay.observe(
-            meter,
-            "gauge",
-            n.PROCESS_UPTIME,
-            self._observe_uptime,
-            owner=self,
-            unit=n.UNIT_SECONDS,
-            description="Seconds since otel-perf started recording",
-        )
         #: Token counts per (provider, model), priced when collected.
         self.costs = CostLedger()
-        self.relay.observe(
-            meter,
-            "counter",
-            n.GEN_AI_CLIENT_COST,
-            self.costs.observe,
-            owner=self,
-            unit=n.UNIT_USD,
-            description="What LLM calls cost, from their token counts and genai-prices",
-        )
 
         #: The SDK instruments themselves (for checking the application's Views against).
         self._sdk_instruments: tuple[object, ...] = (
@@ -270,6 +234,48 @@ class Recorder:
         self._sessions_finished = itertools.count()
         self._manual_requests = 0
         self._manual_sessions = 0
+        # Last: on the application's provider its own reader may collect at any moment, and the
+        # callbacks read what the lines above set up.
+        self._observe(meter)
+
+    def _observe(self, meter: Meter) -> None:
+        """The observable instruments: sessions, requests in flight, uptime, LLM cost."""
+        self.relay.observe(
+            meter,
+            "up_down_counter",
+            n.ACTIVE_SESSIONS,
+            self._observe_sessions,
+            owner=self,
+            unit=n.UNIT_SESSIONS,
+            description="MCP sessions currently open",
+        )
+        self.relay.observe(
+            meter,
+            "up_down_counter",
+            n.ACTIVE_REQUESTS,
+            self._observe_requests,
+            owner=self,
+            unit=n.UNIT_REQUESTS,
+            description="Requests (tool calls) currently in flight",
+        )
+        self.relay.observe(
+            meter,
+            "gauge",
+            n.PROCESS_UPTIME,
+            self._observe_uptime,
+            owner=self,
+            unit=n.UNIT_SECONDS,
+            description="Seconds since otel-perf started recording",
+        )
+        self.relay.observe(
+            meter,
+            "counter",
+            n.GEN_AI_CLIENT_COST,
+            self.costs.observe,
+            owner=self,
+            unit=n.UNIT_USD,
+            description="What LLM calls cost, from their token counts and genai-prices",
+        )
 
     def instruments(self) -> tuple[object, ...]:
         """The synchronous SDK instruments (for checking the application's Views against)."""

@@ -62,8 +62,7 @@ def test_the_rule_is_exactly_calc_price_summed_over_calls(provider: str, model: 
     rule = _cost.resolve_rule(genai_prices, provider, model)
     assert rule is not None
     usage = calls(sum(map(ord, model)), 300)
-    pairs = _cost.array("q", [count for call in usage for count in call])
-    assert rule.price_calls(pairs) == reference(provider, model, usage)
+    assert rule.price_calls(usage) == reference(provider, model, usage)
 
 
 def test_tiered_models_are_priced_per_call_not_from_token_totals() -> None:
@@ -74,7 +73,7 @@ def test_tiered_models_are_priced_per_call_not_from_token_totals() -> None:
     per_call = reference("google", "gemini-2.5-pro", usage)
     from_totals = reference("google", "gemini-2.5-pro", [(300_000, 200)])
     assert per_call != from_totals
-    assert rule.price_calls(_cost.array("q", [150_000, 100, 150_000, 100])) == per_call
+    assert rule.price_calls(usage) == per_call
 
 
 def test_document_cost_per_model_and_provider_matches_calc_price() -> None:
@@ -148,23 +147,30 @@ def test_the_cost_counter_reaches_prometheus_with_a_documented_name() -> None:
     assert float(line.rsplit(" ", 1)[1]) == pytest.approx(2.5 + 1.0)
 
 
-def test_calls_beyond_the_buffer_keep_flat_prices_exact_and_drop_tiered_ones(
+def test_a_model_with_calls_past_the_buffer_has_no_cost_never_a_partial_one(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(_cost, "MAX_PENDING_CALLS", 3)
+    monkeypatch.setattr(_cost, "MAX_PENDING_CALLS", 5)
     otel_perf.configure(json_enabled=False)
-    usage = [(1000 * k, 10 * k) for k in range(1, 9)]
-    for i, o in usage:
-        for provider, model in (("openai", "gpt-4o"), ("google", "gemini-2.5-pro")):
-            otel_perf.record_provider_call(
-                provider, True, 5.0, model=model, input_tokens=i, output_tokens=o
-            )
+    for k in range(1, 4):
+        otel_perf.record_provider_call(
+            "openai", True, 5.0, model="gpt-4o", input_tokens=1000 * k, output_tokens=10
+        )
+    for k in range(1, 6):  # the buffer is full after two of these: three are left out
+        otel_perf.record_provider_call(
+            "google", True, 5.0, model="gemini-2.5-pro", input_tokens=1000 * k, output_tokens=10
+        )
     with caplog.at_level(logging.WARNING, "otel_perf"):
         document = providers()
-    flat = reference("openai", "gpt-4o", usage)
-    assert document["openai"]["models"]["gpt-4o"]["cost_usd"] == round(float(flat), 6)
+    expected = reference("openai", "gpt-4o", [(1000 * k, 10) for k in range(1, 4)])
+    assert document["openai"]["models"]["gpt-4o"]["cost_usd"] == round(float(expected), 6)
     assert document["google"]["models"]["gemini-2.5-pro"]["cost_usd"] is None
-    assert any("tiered prices now has no cost" in r.getMessage() for r in caplog.records)
+    assert any("has no cost from now on" in r.getMessage() for r in caplog.records)
+    # and it stays so: later calls cannot make a partial sum look whole
+    otel_perf.record_provider_call(
+        "google", True, 5.0, model="gemini-2.5-pro", input_tokens=10, output_tokens=10
+    )
+    assert providers()["google"]["cost_usd"] is None
 
 
 def test_without_genai_prices_costs_are_null_with_one_info_line(
