@@ -109,6 +109,21 @@ def _reload_command(port: int) -> list[str]:
     return [*command[: command.index("--workers")], "--reload", "--reload-dir", str(APP_DIR)]
 
 
+def test_uvicorn_reload_with_the_app_instrumented_in_code_shows_exact_totals(
+    tmp_path: Path,
+) -> None:
+    # The reloader process never imports the app, so the one worker it runs is the server.
+    # (A reload itself starts the counts from zero: the ending worker is the group's last
+    # process and removes its files. The README says so under "Many processes".)
+    port, metrics_port = ports()
+    env = _instrumented_env(metrics_port)
+    with running(
+        _reload_command(port), tmp_path, env=env, port=port, metrics_port=metrics_port
+    ) as server:
+        _check_exact(server, spread=False)
+    assert "cannot serve metrics" not in server.output()
+
+
 @pytest.mark.parametrize("server_kind", ["uvicorn", "gunicorn", "uvicorn-reload"])
 def test_otel_perf_run_instruments_every_worker(tmp_path: Path, server_kind: str) -> None:
     port, metrics_port = ports()
