@@ -42,6 +42,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
     ) from exc
 
 from otel_perf import _semconv as n
+from otel_perf._configure import active_recorder
 from otel_perf._integrations import mcp_policy as policy
 from otel_perf._log import warn_once
 
@@ -78,7 +79,7 @@ class OtelPerfMiddleware(Middleware):
         # FastMCP runs ``on_request`` once per request: inside the tool/resource/prompt
         # handler for component methods (wrapping ``on_call_tool``, so a tool's exception
         # passes through here), at the dispatch root for everything else.
-        recorder = policy.resolve_recorder()
+        recorder = active_recorder()
         if recorder is None:
             return await call_next(context)
         method = context.method
@@ -150,7 +151,7 @@ class OtelPerfMiddleware(Middleware):
     async def on_notification(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
-        recorder = policy.resolve_recorder()
+        recorder = active_recorder()
         if recorder is None:
             return await call_next(context)
         label = policy.request_method(context.method, True, policy.SUCCESS)
@@ -169,7 +170,7 @@ class OtelPerfMiddleware(Middleware):
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
         result = await call_next(context)  # raising here refuses the handshake: no session
-        recorder = policy.resolve_recorder()
+        recorder = active_recorder()
         fastmcp_context = context.fastmcp_context
         if recorder is not None and fastmcp_context is not None:
             try:

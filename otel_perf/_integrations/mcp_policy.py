@@ -25,7 +25,8 @@ cause, so ``raise ToolError("empty argument")`` reads as ``ToolError``.
 
 **API** (typed; nothing here raises into the server):
 
-- ``resolve_recorder()``: the recorder for this request, ``None`` when metrics are off.
+- the recorder comes from :func:`otel_perf._configure.active_recorder`, the one resolver
+  (``None`` when metrics are off).
 - ``Outcome`` / ``SUCCESS`` / ``UNKNOWN_TOOL``: how a request ended (see above).
 - ``classify_exception(exc, *, wire)``: the outcome of a request that raised ``exc``. ``wire``
   says whether the SDK answers it as a JSON-RPC error (``True``; a non-MCP exception then gets
@@ -55,7 +56,7 @@ cause, so ``raise ToolError("empty argument")`` reads as ``ToolError``.
 
 How an integration uses it, per ``tools/call`` (see :mod:`otel_perf.mcp`)::
 
-    recorder = resolve_recorder()                  # None: call through, record nothing
+    recorder = active_recorder()                   # None: call through, record nothing
     recorder.request_started(); start = perf_counter()
     try:
         result = await call_next(...)
@@ -82,7 +83,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from otel_perf import _semconv as n
-from otel_perf._configure import active_recorder
 from otel_perf._log import warn_once
 from otel_perf._recorder import warn_dropped
 from otel_perf._stdio import stdout_is_protocol_pipe
@@ -114,7 +114,6 @@ __all__ = [
     "record_request",
     "record_tool",
     "request_method",
-    "resolve_recorder",
     "session_close_hook",
     "tool_name",
 ]
@@ -160,9 +159,6 @@ _NOT_FOUND_NAMES: Final = frozenset({"NotFoundError", "DisabledError"})
 #: How deep :func:`innermost_cause` looks; a cause chain is never this long in practice, and a
 #: cycle (possible with ``__context__``) must not loop.
 _MAX_DEPTH: Final = 32
-
-#: The recorder for this request: ``None`` when metrics are off (then do nothing).
-resolve_recorder = active_recorder
 
 
 @dataclass(frozen=True, slots=True)

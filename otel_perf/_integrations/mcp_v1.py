@@ -55,6 +55,7 @@ from typing import Any, Final
 import anyio.abc
 
 from otel_perf import _semconv as n
+from otel_perf._configure import active_recorder
 from otel_perf._integrations import mcp_policy as policy
 from otel_perf._log import logger, warn_once
 from otel_perf._recorder import Recorder
@@ -170,14 +171,14 @@ class _SessionTap:
     def inbound(self, item: object) -> None:
         root = _root(item)
         if isinstance(root, _types.JSONRPCRequest):
-            recorder = policy.resolve_recorder()
+            recorder = active_recorder()
             if recorder is None:
                 return
             entry = _Pending(recorder, root.method, root.params, self._transport_of(item))
             self.pending.setdefault(root.id, deque()).append(entry)
             recorder.request_started()
         elif isinstance(root, _types.JSONRPCNotification):
-            recorder = policy.resolve_recorder()
+            recorder = active_recorder()
             if recorder is None:
                 return
             params = root.params

@@ -54,6 +54,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
     ) from exc
 
 from otel_perf import _semconv as n
+from otel_perf._configure import active_recorder
 from otel_perf._integrations import mcp_policy as policy
 from otel_perf._log import logger, warn_once
 
@@ -115,7 +116,7 @@ class OtelPerfServerMiddleware:
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
-        recorder = policy.resolve_recorder()
+        recorder = active_recorder()
         if recorder is None:
             return await call_next(ctx)
         method = ctx.method
