@@ -37,7 +37,7 @@ NOOP = "no-op function call (3 arguments)"
 NOOP1 = "no-op function call (1 argument)"
 NOOP0 = "no-op function call (no arguments)"
 PC_PAIR = "perf_counter() pair"
-BARE_HIST = "bare SDK: exponential histogram record (2 attributes)"
+BARE_HIST = "bare SDK: exponential histogram record (3 attributes)"
 BARE_COUNTER = "bare SDK: counter add (2 attributes)"
 TRACK = "otel-perf: with track_tool()"
 DECORATED = "otel-perf: @track_tool decorated call"
@@ -307,7 +307,7 @@ _REFERENCE: dict[str, str] = {
 
 _GROUP_TEXT = {
     "tool call": "A tracked tool call against the floor: one bare SDK exponential-histogram "
-    "record with the same attributes (`mcp.method.name`, `gen_ai.tool.name`), the same view "
+    "record with the same attributes (`mcp.method.name`, `gen_ai.operation.name`, `gen_ai.tool.name`), the same view "
     "(exponential, 160 buckets) and one reader. otel-perf runs with the JSON view only "
     "(endpoint on, no OTLP).",
     "cache": "A cache hit/miss record against one bare SDK counter add with the same "
