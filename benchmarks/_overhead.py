@@ -307,9 +307,9 @@ _REFERENCE: dict[str, str] = {
 
 _GROUP_TEXT = {
     "tool call": "A tracked tool call against the floor: one bare SDK exponential-histogram "
-    "record with the same attributes (`mcp.method.name`, `gen_ai.operation.name`, `gen_ai.tool.name`), the same view "
-    "(exponential, 160 buckets) and one reader. otel-perf runs with the JSON view only "
-    "(endpoint on, no OTLP).",
+    "record with the same attributes (`mcp.method.name`, `gen_ai.operation.name`, "
+    "`gen_ai.tool.name`), the same view (exponential, 160 buckets) and one reader. otel-perf "
+    "runs with the JSON view only (endpoint on, no OTLP).",
     "cache": "A cache hit/miss record against one bare SDK counter add with the same "
     "attributes (`cache.name`, `cache.result`).",
     "disabled": "`PERFORMANCE_METRICS_ENABLED=false` against no-op Python functions taking "

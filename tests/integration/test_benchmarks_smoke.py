@@ -35,7 +35,7 @@ SECTIONS = (
 )
 
 ROWS = (
-    "bare SDK: exponential histogram record (2 attributes)",
+    "bare SDK: exponential histogram record (3 attributes)",
     "bare SDK: counter add (2 attributes)",
     "otel-perf: with track_tool()",
     "otel-perf: @track_tool decorated call",
