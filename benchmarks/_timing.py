@@ -34,6 +34,7 @@ def compile_loop(
     namespace: Mapping[str, Any],
     setup: str = "",
     clock: Callable[[], int] = thread_time_ns,
+    finish: str = "",
 ) -> Loop:
     """A function ``loop(n) -> elapsed ns`` running ``stmt`` ``n`` times.
 
@@ -51,6 +52,7 @@ def compile_loop(
         "    _t0 = _clock()\n"
         "    for _ in _it:\n"
         f"{body}\n"
+        f"{textwrap.indent(textwrap.dedent(finish).strip(chr(10)), ' ' * 4) if finish else ''}\n"
         "    return _clock() - _t0\n"
     )
     scope: dict[str, Any] = {**namespace, "_clock": clock}

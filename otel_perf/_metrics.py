@@ -242,6 +242,9 @@ class Metrics:
             old = self._pipeline
             if old is None:
                 return
+            # On the application's provider the new reader would see what the old recorder
+            # still has queued: the SDK gets it first, so it counts before the clean slate.
+            old.recorder.flush()
             self._pipeline = Pipeline(self.settings, self.app_provider)
             member = self._member
             if member is not None and member.holding:

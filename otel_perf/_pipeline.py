@@ -335,6 +335,8 @@ class Pipeline:
             return
         self._closed = True
         deadline = time.monotonic() + max(timeout_s, 0.0)
+        # What record calls queued reaches the SDK before the final export (otel_perf._handoff).
+        self.recorder.close()
         if self.forwarders:
             from otel_perf._export.forwarder import shutdown_forwarders  # noqa: PLC0415
 

@@ -23,7 +23,8 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otel_perf import _semconv as n
 from otel_perf._cost import CostLedger
-from otel_perf._guard import Drops, Guarded
+from otel_perf._guard import Drops
+from otel_perf._handoff import MeasurementQueue
 from otel_perf._log import warn_once
 from otel_perf._observables import Relay
 from otel_perf._sanitize import NameRegistry
@@ -34,11 +35,6 @@ Attrs = dict[str, str]
 #: Bound on the cached MCP attribute dicts (each cached one is a distinct, unfolded series, so
 #: the caps already bound them; this only guards against a pathological mix).
 _MAX_CACHED_MCP_SERIES: Final = 1 << 20
-
-#: First records kept while a collection runs (see ``Recorder._record_new``). Past this many
-#: (a collection hung while new series keep coming), record calls go to the SDK directly and
-#: may wait for it: memory stays bounded and nothing is lost.
-_MAX_PENDING: Final = 65_536
 
 #: Durations above this (one day) are clamped to it: a larger value is certainly a caller bug,
 #: and one absurd value would force the exponential histogram to a coarser scale.
@@ -107,8 +103,10 @@ class Recorder:
     def __init__(self, meter: Meter, settings: Settings, relay: Relay | None = None) -> None:
         self.start_time = time.time()
         self._start_monotonic = time.monotonic()
-        #: Measurements dropped rather than wait on a lock (see otel_perf._guard).
+        #: Measurements dropped rather than recorded into a forked parent's pipeline.
         self.drops = Drops()
+        #: What record calls queued and the SDK has not been given yet (see otel_perf._handoff).
+        self.queue = MeasurementQueue()
 
         self._tool_duration = meter.create_histogram(
             n.MCP_SERVER_OPERATION_DURATION,
@@ -161,10 +159,11 @@ class Recorder:
             self._cache_rejections,
         )
 
-        # Every SDK call goes through a guard: never wait on a lock this thread already holds
-        # (a signal handler), nor on one a fork left held (see otel_perf._guard).
-        self._guarded = [
-            Guarded(instrument.record, self.drops)
+        # Record calls queue their measurement; the SDK gets the queue in batches, before every
+        # collection and off the request path (see otel_perf._handoff).
+        queue = self.queue
+        self._deferred = [
+            queue.sink(instrument.record, self.drops)
             for instrument in (
                 self._tool_duration,
                 self._provider_duration,
@@ -172,7 +171,7 @@ class Recorder:
                 self._session_duration,
             )
         ] + [
-            Guarded(instrument.add, self.drops)
+            queue.sink(instrument.add, self.drops)
             for instrument in (self._cache_requests, self._cache_evictions, self._cache_rejections)
         ]
         (
@@ -183,7 +182,7 @@ class Recorder:
             self._cache_requests,
             self._cache_evictions,
             self._cache_rejections,
-        ) = self._guarded  # type: ignore[assignment]
+        ) = self._deferred  # type: ignore[assignment]
 
         self._tools = NameRegistry("tool", settings.max_tools)
         self._providers = NameRegistry("provider", settings.max_providers)
@@ -197,11 +196,6 @@ class Recorder:
         self._mcp_tool_attrs: dict[tuple[object, object, object, object], Attrs] = {}
         self._mcp_request_attrs: dict[tuple[object, object, object, object], Attrs] = {}
         self._session_attrs: dict[object, Attrs] = {}
-        # Series creation that never waits for a collection (see _record_new).
-        self._series_lock = threading.Lock()
-        self._collecting = False
-        self._pending: list[tuple[Any, float, Attrs]] = []
-        self._sdk_series: set[tuple[object, tuple[tuple[str, str], ...]]] = set()
 
         # Attribute dicts, built once per series and never mutated afterwards.
         self._tool_ok: dict[object, Attrs] = {}
@@ -284,6 +278,9 @@ class Recorder:
     # --- observable callbacks (run at collect time only) -------------------------------------
 
     def _observe_sessions(self, _options: CallbackOptions) -> Iterable[Observation]:
+        # Every collection of the provider runs this before it reads the synchronous
+        # instruments: the queued measurements reach the SDK in time for it (otel_perf._handoff).
+        self.queue.flush()
         return (Observation(self.open_sessions + self._manual_sessions),)
 
     def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
@@ -330,52 +327,31 @@ class Recorder:
         elif _cacheable(raw_error) and attrs[n.ERROR_TYPE] == raw_error:
             self._tool_failed[(raw_name, raw_error)] = attrs
 
-    # --- series creation: never waits for a collection ---------------------------------------
+    # --- the hand-off to the SDK -----------------------------------------------------------
 
     def _record_new(self, instrument: Any, value: float, attrs: Attrs) -> bool:
-        """Record into a series that may be new to the SDK; ``True`` once the SDK has it.
+        """Record into a series that may be new to the SDK; ``True``: ``attrs`` may be cached.
 
-        The SDK holds an instrument's lock for a whole collection and takes it to create a
-        series, so a first record during a collection would wait for it. Instead such a
-        measurement is kept in :attr:`_pending` (up to ``_MAX_PENDING``) and handed to the SDK
-        just before the next collection (:meth:`begin_collection`): it is counted in that
-        collection, and the record call returns at once. Series the SDK already has are
-        recorded directly.
+        Queued like every other record (see otel_perf._handoff), so creating a series never
+        waits for a collection that holds the instrument's lock.
         """
-        key = (instrument, tuple(attrs.items()))
-        if key in self._sdk_series:
-            _emit(instrument, value, attrs)
-            return True
-        with self._series_lock:  # never held while a collection runs
-            if self._collecting and len(self._pending) < _MAX_PENDING:
-                self._pending.append((instrument, value, attrs))
-                return False
-            _emit(instrument, value, attrs)
-            if len(self._sdk_series) < _MAX_CACHED_MCP_SERIES:
-                self._sdk_series.add(key)
+        _emit(instrument, value, attrs)
         return True
 
+    def flush(self) -> int:
+        """Hand the SDK every queued measurement now; returns how many."""
+        return self.queue.flush()
+
     def begin_collection(self) -> None:
-        """Called by the reader before each collection: flush deferred first records."""
-        with self._series_lock:
-            pending, self._pending = self._pending, []
-        # No collection runs now (the reader serialises them), so these cannot wait; the lock
-        # is not held meanwhile, so record calls creating other series do not wait either.
-        for instrument, value, attrs in pending:
-            try:
-                # This thread is marked busy by the collection it is about to run, and holds no
-                # SDK lock yet: hand the measurement to the SDK past the reentrancy guard.
-                getattr(instrument, "record_busy", instrument.record)(value, attrs)
-                self._sdk_series.add((instrument, tuple(attrs.items())))
-            except Exception as exc:
-                warn_dropped("deferred", exc)
-        with self._series_lock:
-            self._collecting = True
+        """Called by otel-perf's reader before each collection: the SDK gets the queue."""
+        self.queue.flush()
 
     def end_collection(self) -> None:
-        """Called by the reader after each collection."""
-        with self._series_lock:
-            self._collecting = False
+        """Called by otel-perf's reader after each collection."""
+
+    def close(self) -> None:
+        """This recorder is retired: the SDK gets what is queued, and later calls at once."""
+        self.queue.close()
 
     def _count(
         self,
@@ -705,8 +681,9 @@ class Recorder:
         instead; the child configures a pipeline of its own on its next record call. The
         locks of this recorder itself are replaced for the same reason.
         """
-        for guarded in self._guarded:
-            guarded.abandon()
+        self.queue.discard()  # the parent's queue: the parent hands it to the SDK itself
+        for deferred in self._deferred:
+            deferred.abandon()
         self._read_lock = threading.Lock()
         for registry in (
             self._tools,

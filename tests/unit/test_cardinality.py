@@ -120,8 +120,9 @@ def test_a_record_creating_a_series_never_waits_for_a_running_collection() -> No
     pipeline = metrics.pipeline
     assert pipeline is not None
     recorder = pipeline.recorder
-    otel_perf.record_tool_call("first", True, 1.0)  # the instruments' storage exists now
+    otel_perf.record_tool_call("first", True, 1.0)
     otel_perf.record_cache_hit("first")
+    recorder.flush()  # the SDK has them: the instruments' storage exists now
     lock = instrument_lock(metrics, n.MCP_SERVER_OPERATION_DURATION)
     cache_lock = instrument_lock(metrics, n.CACHE_REQUESTS)
 

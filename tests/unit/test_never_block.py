@@ -79,8 +79,9 @@ def test_get_all_metrics_inside_an_observable_callback_fails_at_once(
     assert len(nested_warnings) == 1  # once, however often it happens
 
 
-def test_a_record_on_a_busy_thread_is_dropped_and_counted() -> None:
-    # What a signal handler sees when it interrupts a record: this thread is inside the SDK.
+def test_a_record_on_a_busy_thread_is_queued_not_dropped() -> None:
+    # What a signal handler sees when it interrupts the SDK: this thread is inside it (holding
+    # one of its locks). A record only queues, so it neither waits on that lock nor is lost.
     otel_perf.configure(json_enabled=False)
     otel_perf.record_tool_call("t", True, 1.0)
     recorder = get_runtime().recorder
@@ -95,10 +96,28 @@ def test_a_record_on_a_busy_thread_is_dropped_and_counted() -> None:
             pass
     finally:
         _guard.state.busy = False
-    assert recorder.drops.count == 4
+    assert recorder.drops.count == 0
     document = otel_perf.get_all_metrics()
-    assert document["tool_metrics"]["t"]["total_calls"] == 1
+    assert document["tool_metrics"]["t"]["total_calls"] == 3
+    assert document["cache_metrics"]["c"]["misses"] == 1
+    assert document["provider_metrics"]["p"]["total_calls"] == 1
     assert document["system_metrics"]["concurrent_requests"] == 0
+
+
+def test_a_collection_on_a_busy_thread_is_refused_at_once() -> None:
+    # A signal handler asking for the document while its thread holds an SDK lock (inside a
+    # replay of the queue or a collection) would wait on itself for ever.
+    otel_perf.configure(json_enabled=False)
+    otel_perf.record_tool_call("t", True, 1.0)
+    _guard.state.busy = True
+    try:
+        started = time.monotonic()
+        with pytest.raises(otel_perf.CollectionError):
+            otel_perf.get_all_metrics()
+        assert time.monotonic() - started < 5
+    finally:
+        _guard.state.busy = False
+    assert otel_perf.get_all_metrics()["tool_metrics"]["t"]["total_calls"] == 1
 
 
 def test_the_busy_flag_is_per_thread() -> None:

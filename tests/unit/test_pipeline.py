@@ -60,9 +60,13 @@ def test_one_provider_with_one_reader() -> None:
 
 
 def test_a_tracked_tool_call_is_exactly_one_sdk_record(sdk_records: list[str]) -> None:
-    otel_perf.configure()
+    metrics = otel_perf.configure()
+    assert metrics.pipeline is not None
+    recorder = metrics.pipeline.recorder
     with otel_perf.track_tool("t"):
         pass
+    assert sdk_records == []  # queued: the SDK gets it off the request path
+    assert recorder.flush() == 1
     assert sdk_records == [_names.MCP_SERVER_OPERATION_DURATION]
 
     @otel_perf.track_tool("t")
@@ -73,6 +77,7 @@ def test_a_tracked_tool_call_is_exactly_one_sdk_record(sdk_records: list[str]) -
     with pytest.raises(KeyError), otel_perf.track_tool("t"):
         raise KeyError("x")
     otel_perf.record_tool_call("t", True, 1.0)
+    assert recorder.flush() == 3
     assert sdk_records == [_names.MCP_SERVER_OPERATION_DURATION] * 4
 
 
