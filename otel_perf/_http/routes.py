@@ -164,7 +164,8 @@ class Endpoint:
                 "enabled": metrics.enabled,
                 "version": __version__,
                 "uptime_seconds": round(time.time() - start, 2),
-                # Measurements dropped rather than wait on a lock (see otel_perf._guard).
+                # Measurements this recorder dropped: record calls only queue, so none but
+                # those a forked child makes into an inherited pipeline (otel_perf._handoff).
                 "dropped_measurements": pipeline.recorder.drops.count if pipeline else 0,
             },
         )

@@ -79,18 +79,19 @@ print(json.dumps({
 """
 
 
-def test_recording_from_a_signal_handler_never_hangs_and_drops_are_counted() -> None:
+def test_recording_from_a_signal_handler_never_hangs_and_loses_nothing() -> None:
     result = _run(SIGNALS)
     handled, main, dropped = result["handled"], result["main"], result["dropped"]
     assert isinstance(handled, int)
     assert isinstance(main, int)
     assert isinstance(dropped, int)
     assert handled >= 100  # the handler ran, many times, while the main loop recorded
-    # Every measurement is either recorded or counted as dropped: none is lost in silence.
-    assert result["calls"] + result["hits"] + dropped == main + 2 * handled
+    # A record call only queues, so a handler's record never waits and is never dropped.
+    assert dropped == 0
+    assert result["calls"] + result["hits"] == main + 2 * handled
     print(
         f"\n[reliability] signals: {handled} handlers recorded 2 measurements each while the "
-        f"main loop made {main} record calls: {dropped} dropped and counted, none lost, no hang"
+        f"main loop made {main} record calls and collected: all counted, none dropped, no hang"
     )
 
 
