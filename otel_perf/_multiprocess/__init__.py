@@ -1,6 +1,7 @@
 """Many processes, one endpoint: the processes of one server merge their numbers.
 
 - :mod:`.group`: which processes are one server (``OTEL_PERF_GROUP``) and their directory;
+- :mod:`.supervisor`: whether a process's parent starts the server's next process (a reload);
 - :mod:`.codec`: a process's cumulative ``MetricsData`` to OTLP protobuf bytes and back;
 - :mod:`.store`: the directory's files, written atomically and read defensively;
 - :mod:`.merge`: many processes' data merged series by series;

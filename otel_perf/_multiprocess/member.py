@@ -8,6 +8,13 @@ has company (so a lone process pays one directory listing a second), and merges:
 numbers collected at request time, the other processes' files, and the archive of ended ones.
 It also folds the files of ended processes into the archive now and then.
 
+When a run's last process ends, the run's numbers are deleted, unless the run has a
+supervisor (:mod:`.supervisor`: uvicorn's reloader, a pre-fork master) that still runs: then
+they stay for the next process it starts (a reload, a worker restarted), which continues from
+them, so the totals never go down while the supervisor runs. A process started any other way
+(from a shell, by an MCP client, by systemd) finds its group's ended numbers and clears them:
+a new run starts from zero.
+
 Nothing here can stop the host: file and decode errors are one warning each and the process
 carries on (its OTLP export is a separate path and is unaffected); reading never waits on
 another process.
@@ -33,6 +40,7 @@ from otel_perf._log import logger, warn_once
 from otel_perf._multiprocess import store
 from otel_perf._multiprocess.group import process_start_ticks
 from otel_perf._multiprocess.merge import Part, merge_parts
+from otel_perf._multiprocess.supervisor import Supervisor, current_supervisor
 
 #: How often each process hands its numbers over: the endpoint is at most this much behind.
 INTERVAL_S: Final = 1.0
@@ -95,15 +103,26 @@ class Member:
         self.last_seen: list[Seen] = []
         self.last_archive: MetricsData | None = None
         self._others: tuple[object, MetricsData, object, object] | None = None
+        #: The process that will start this server's next process should this one end, read
+        #: when joining.
+        self.supervisor: Supervisor | None = None
 
     # --- joining and leaving -----------------------------------------------------------------
 
     def join(self) -> None:
-        """Enter the group: clear what a previous, fully ended run left, and publish once."""
+        """Enter the group: continue the run its processes left, or clear what a previous,
+        fully ended run left; publish once."""
+        self.supervisor = current_supervisor()
         with store.locked(self.directory):
             if not self._anyone_else():
-                # Every process of the last run has ended: its numbers are not this run's.
-                store.clear_group(self.directory)
+                # Every process of the last run has ended. Their numbers are this run's only
+                # when they were kept for this process's supervisor (a reload, a worker
+                # restarted); otherwise this is a new run, from zero.
+                kept_for = store.read_supervisor(self.directory)
+                if self.supervisor is None or kept_for != self.supervisor:
+                    store.clear_group(self.directory)
+                    if self.supervisor is not None:
+                        self._record_supervisor(self.supervisor)
             # An empty file says "running, nothing handed over yet"; the first hand-over (and
             # with it the OTLP encoder's import) happens on the sharing thread, not here.
             try:
@@ -126,14 +145,32 @@ class Member:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
         with store.locked(self.directory):
-            if not self._anyone_else():
-                # The last process of the server: nobody is left to show the numbers to.
+            if not self._anyone_else() and not self._kept_for_supervisor():
+                # The last process of the run, and nobody will continue it.
                 store.remove_group(self.directory)
                 self.holding = False
                 return
+        # Others run on, or the supervisor starts the next process: hand everything over.
         self.publish()
         if self.holding:
             self.release()
+
+    def _kept_for_supervisor(self) -> bool:
+        """Whether the run's numbers stay for the next process of this one's supervisor."""
+        kept_for = store.read_supervisor(self.directory)
+        # Asked anew: the supervisor may have ended since this process joined.
+        return kept_for is not None and kept_for == current_supervisor()
+
+    def _record_supervisor(self, supervisor: Supervisor) -> None:
+        try:
+            store.write_supervisor(self.directory, supervisor)
+        except OSError as exc:
+            warn_once(
+                "multiprocess-supervisor",
+                "otel-perf: cannot record this server's supervisor (%s); when its last "
+                "process ends, the next one starts from zero",
+                exc.strerror or type(exc).__name__,
+            )
 
     def _anyone_else(self) -> bool:
         others = [f for f in store.process_files(self.directory) if f.name != self.name]

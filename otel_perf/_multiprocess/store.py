@@ -10,6 +10,9 @@ file or the previous one, never half of one):
   with the names of the files it absorbed, so an absorbed file is never counted twice even
   if the holder dies between writing the archive and deleting them;
 - ``holder.json``: which process serves the group's endpoint, on which port;
+- ``supervisor.json``: the supervisor (:mod:`.supervisor`) of the run these numbers belong to,
+  written by the run's first process when it has one: the numbers stay, after the run's last
+  process has ended, for the next process that supervisor starts, and go once it has ended;
 - ``.lock``: serialises claiming the port and compacting, with ``fcntl.flock``.
 
 Reading is defensive: no symbolic links, regular files only, at most :data:`MAX_FILE_BYTES`.
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from otel_perf._multiprocess.group import process_status
+from otel_perf._multiprocess.supervisor import Supervisor
 
 try:
     import fcntl
@@ -39,6 +43,7 @@ except ImportError:  # pragma: no cover - not POSIX: claims are not serialised
 MAX_FILE_BYTES: Final = 32 * 1024 * 1024
 ARCHIVE: Final = "archive.pb"
 HOLDER: Final = "holder.json"
+SUPERVISOR: Final = "supervisor.json"
 LOCK: Final = ".lock"
 _PREFIX: Final = "p."
 _SUFFIX: Final = ".pb"
@@ -153,8 +158,8 @@ def remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def locked(directory: Path, *, shared: bool = False) -> Iterator[bool]:
-    """Hold the group's lock (waiting at most :data:`LOCK_WAIT_S`); yields whether it is held.
+def locked(directory: Path, *, shared: bool = False, wait_s: float = LOCK_WAIT_S) -> Iterator[bool]:
+    """Hold the group's lock (waiting at most ``wait_s``); yields whether it is held.
 
     ``shared``: a reader's lock, held by many at once, excluding only the writers (claims and
     compactions), so a reader never sees an ended process's file gone and the archive not yet
@@ -173,7 +178,7 @@ def locked(directory: Path, *, shared: bool = False) -> Iterator[bool]:
         return
     held = False
     try:
-        deadline = time.monotonic() + LOCK_WAIT_S
+        deadline = time.monotonic() + wait_s
         while True:
             try:
                 fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
@@ -235,6 +240,24 @@ def write_holder(directory: Path, holder: Holder) -> None:
     write_atomically(directory / HOLDER, payload)
 
 
+def read_supervisor(directory: Path) -> Supervisor | None:
+    """The supervisor recorded for the group's run, or ``None`` (none, or unreadable)."""
+    try:
+        found = read_bytes(directory / SUPERVISOR)
+        if found is None or len(found[0]) > 4096:
+            return None
+        raw: Any = json.loads(found[0])
+        recorded = Supervisor(pid=int(raw["pid"]), start=int(raw["start"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return recorded if recorded.pid > 1 else None
+
+
+def write_supervisor(directory: Path, supervisor: Supervisor) -> None:
+    payload = json.dumps({"pid": supervisor.pid, "start": supervisor.start}).encode()
+    write_atomically(directory / SUPERVISOR, payload)
+
+
 def clear_group(directory: Path) -> None:
     """Delete every file a group's processes wrote (the lock stays: others may hold it)."""
     try:
@@ -243,7 +266,9 @@ def clear_group(directory: Path) -> None:
         return
     for name in names:
         if name != LOCK and (
-            parse_name(name) is not None or name in (ARCHIVE, HOLDER) or name.startswith(".tmp.")
+            parse_name(name) is not None
+            or name in (ARCHIVE, HOLDER, SUPERVISOR)
+            or name.startswith(".tmp.")
         ):
             remove(directory / name)
 
@@ -260,8 +285,17 @@ def remove_group(directory: Path) -> None:
 SWEEP_AFTER_S: Final = 24 * 3600.0
 
 
+def in_use(directory: Path) -> bool:
+    """Whether a process of the group still runs (its file's process, or the holder)."""
+    if any(is_alive(f.pid, f.start) for f in process_files(directory)):
+        return True
+    holder = read_holder(directory)
+    return holder is not None and is_alive(holder.pid, holder.start)
+
+
 def sweep(root: Path, keep: Path) -> None:
-    """Remove the directories of groups whose processes all ended long ago (crashed runs)."""
+    """Remove what ended runs left: at once when their supervisor has ended too, else a day
+    after their last write (crashed runs). Numbers kept for a live supervisor stay."""
     now = time.time()
     try:
         entries = list(os.scandir(root))
@@ -271,14 +305,34 @@ def sweep(root: Path, keep: Path) -> None:
         try:
             if entry.name == keep.name or not entry.is_dir(follow_symlinks=False):
                 continue
+            directory = Path(entry.path)
+            supervisor = read_supervisor(directory)
+            if supervisor is not None:
+                if not is_alive(supervisor.pid, supervisor.start):
+                    _clear_for_ended_supervisor(directory)
+                continue
             if now - entry.stat(follow_symlinks=False).st_mtime < SWEEP_AFTER_S:
                 continue
-            directory = Path(entry.path)
-            if any(is_alive(f.pid, f.start) for f in process_files(directory)):
-                continue
-            holder = read_holder(directory)
-            if holder is not None and is_alive(holder.pid, holder.start):
+            if in_use(directory):
                 continue
             remove_group(directory)
         except OSError:
             continue
+
+
+def _clear_for_ended_supervisor(directory: Path) -> None:
+    """Delete the numbers kept for a supervisor that has ended: nobody will continue them.
+
+    Under the group's lock, without waiting for it, and checked again inside it: a process
+    joining the group (one named by ``OTEL_PERF_GROUP`` can join after its supervisor has
+    ended) is never cleared away. The directory and its lock stay, for the day-old sweep.
+    """
+    with locked(directory, wait_s=0.0) as held:
+        if not held:
+            return
+        supervisor = read_supervisor(directory)
+        if supervisor is None or is_alive(supervisor.pid, supervisor.start):
+            return
+        if in_use(directory):
+            return
+        clear_group(directory)

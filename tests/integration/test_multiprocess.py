@@ -19,6 +19,7 @@ import pytest
 
 from otel_perf import _semconv as n
 from tests.support.multiprocess import (
+    WAIT_S,
     Running,
     drive,
     gunicorn_command,
@@ -38,7 +39,6 @@ from tests.support.otlp_sinks import LoopbackHttpSink, Recorder, attributes_of, 
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="pre-fork servers: Linux")
 
-APP_DIR = Path(__file__).resolve().parents[1] / "support" / "servers"
 CONNECTIONS = 12
 CALLS = 15
 
@@ -104,41 +104,136 @@ def test_gunicorn_workers_show_exact_totals(tmp_path: Path, preload: bool) -> No
     assert "cannot serve metrics" not in server.output()
 
 
-def _reload_command(port: int) -> list[str]:
+def _reload_command(port: int, watched: Path) -> list[str]:
+    """uvicorn --reload of the app, watching ``watched`` (a test's own directory, so a test
+    reloads its server by writing a file there and never touches the repository's files)."""
     command = uvicorn_command(port, 1)
-    return [*command[: command.index("--workers")], "--reload", "--reload-dir", str(APP_DIR)]
+    return [*command[: command.index("--workers")], "--reload", "--reload-dir", str(watched)]
 
 
-def test_uvicorn_reload_with_the_app_instrumented_in_code_shows_exact_totals(
-    tmp_path: Path,
+def _running_process(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
+def _reload(server: Running, trigger: Path, readings: list[int]) -> None:
+    """Write a watched file; return once every worker that has answered so far has ended.
+
+    Meanwhile the endpoint is read whenever it answers (with the app instrumented in code
+    nothing serves it between the old worker's end and the new worker's first call).
+    """
+    old = set(server.pids)
+    trigger.write_text(f"# reload {time.monotonic()}\n")
+    deadline = time.monotonic() + WAIT_S
+    while any(_running_process(pid) for pid in old):
+        assert time.monotonic() < deadline, f"the reload did not end {old}:\n{server.output()}"
+        document = try_metrics(server)
+        if document is not None:
+            readings.append(tool_calls(document))
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("instrumented", ["in-code", "otel-perf-run"])
+def test_uvicorn_reload_keeps_exact_totals_across_reloads(
+    tmp_path: Path, instrumented: str
 ) -> None:
-    # The reloader process never imports the app, so the one worker it runs is the server.
-    # (A reload itself starts the counts from zero: the ending worker is the group's last
-    # process and removes its files. The README says so under "Many processes".)
+    """Totals over the old and new workers after each reload, never lower; a new run: zero.
+
+    In code, the reloader never imports the app: the worker it runs is the whole server, and
+    the ending worker is its last process; its numbers are kept for the reloader's next
+    worker. Under ``otel-perf run`` the reloader is instrumented too, and serves throughout.
+    """
     port, metrics_port = ports()
-    env = _instrumented_env(metrics_port)
-    with running(
-        _reload_command(port), tmp_path, env=env, port=port, metrics_port=metrics_port
-    ) as server:
-        _check_exact(server, spread=False)
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    trigger = watched / "trigger.py"
+    trigger.write_text("")
+    in_code = instrumented == "in-code"
+    supervisor = 0 if in_code else 1
+    command = _reload_command(port, watched)
+    # The test's own runtime directory (the session's is shared by every test's servers): what
+    # each run leaves there is checked below.
+    runtime = {"XDG_RUNTIME_DIR": str(runtime_dir(tmp_path))}
+    if in_code:
+        env = _instrumented_env(metrics_port, **runtime)
+    else:
+        env = server_env({"METRICS_JSON_PORT": str(metrics_port), **runtime})
+        command = otel_perf_run(command)
+    readings: list[int] = []
+    with running(command, tmp_path, env=env, port=port, metrics_port=metrics_port) as server:
+        started = time.monotonic()
+        _check_exact(server, supervisor, spread=False)
+        for _ in range(2):
+            before = sum(server.pids.values())
+            reloaded = time.monotonic()
+            _reload(server, trigger, readings)
+            old = set(server.pids)
+            answered = drive(server, 4, 5)
+            assert not set(answered) & old, "the calls after the reload reached a new worker"
+            total = sum(server.pids.values())
+            document = wait_for_document(
+                server,
+                lambda d, total=total: (
+                    tool_calls(d) == total and d["system_metrics"]["processes"] == 1 + supervisor
+                ),
+                f"{before} calls before the reload and {total - before} after",
+                query="?per_process=1",
+            )
+            readings.append(tool_calls(document))
+            rows = document["processes"]
+            live = {row["pid"]: row["tool_calls"] for row in rows if row["live"]}
+            assert {pid: calls for pid, calls in live.items() if calls} == dict(answered), rows
+            assert sum(row["tool_calls"] for row in rows if not row["live"]) == before, rows
+            system = document["system_metrics"]
+            assert system["active_sessions"] == 0
+            assert system["concurrent_requests"] == 0
+            # Uptime is the longest-running live process's: in code, the new worker's (a
+            # reload starts it over); under otel-perf run, the reloader's.
+            if in_code:
+                assert system["uptime_seconds"] <= time.monotonic() - reloaded + 0.5, system
+            else:
+                assert system["uptime_seconds"] >= time.monotonic() - started - 1.0, system
+    drops = [(a, b) for a, b in itertools.pairwise(readings) if b < a]
+    assert not drops, f"totals went down: {drops} in {readings}"
     assert "cannot serve metrics" not in server.output()
 
+    # The same command started again is a new run (another reloader: another group), from
+    # zero; what the ended run kept is swept when this run's first process joins.
+    groups = runtime_dir(tmp_path) / f"otel-perf-{os.getuid()}"
+    ended = sorted(groups.glob(f"*-{metrics_port}"))  # the group directories (not endpoints/)
+    left = [p.name for d in ended for p in d.iterdir() if p.name.endswith((".pb", ".json"))]
+    if in_code:
+        # Kept while the reloader ran (its last worker ended first); the reloader has ended.
+        assert "supervisor.json" in left, left
+    else:
+        assert not left, left  # the reloader was the last process, and had no supervisor
+    with running(command, tmp_path, env=env, port=port, metrics_port=metrics_port) as again:
+        answered = drive(again, 2, 3)
+        wait_for_document(again, lambda d: tool_calls(d) == 6, "this run's 6 calls only")
+        assert sum(answered.values()) == 6
+        time.sleep(1.5)  # a sharing interval or more: still this run's calls only
+        assert tool_calls(metrics(again)) == 6
+        for directory in ended:
+            assert not [p.name for p in directory.iterdir() if p.name.endswith((".pb", ".json"))]
 
-@pytest.mark.parametrize("server_kind", ["uvicorn", "gunicorn", "uvicorn-reload"])
+
+@pytest.mark.parametrize("server_kind", ["uvicorn", "gunicorn"])
 def test_otel_perf_run_instruments_every_worker(tmp_path: Path, server_kind: str) -> None:
     port, metrics_port = ports()
     env = server_env({"METRICS_JSON_PORT": str(metrics_port)})  # no instrumentation in the app
     inner = {
         "uvicorn": lambda: uvicorn_command(port, 3),
         "gunicorn": lambda: gunicorn_command(port, 3, preload=False),
-        "uvicorn-reload": lambda: _reload_command(port),
     }[server_kind]()
     with running(
         otel_perf_run(inner), tmp_path, env=env, port=port, metrics_port=metrics_port
     ) as server:
-        # The supervisor (uvicorn, its reloader) or master (gunicorn) serves, and counts as one
+        # The supervisor (uvicorn) or master (gunicorn) serves, and counts as one
         # of the live processes (with no calls of its own).
-        _check_exact(server, supervisor=1, spread=server_kind != "uvicorn-reload")
+        _check_exact(server, supervisor=1)
     assert "cannot serve metrics" not in server.output()
 
 

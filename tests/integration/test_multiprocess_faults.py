@@ -6,8 +6,12 @@ files written as other processes would write them (or as a hostile one would).
 
 from __future__ import annotations
 
+import json
 import logging
+import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +22,10 @@ import pytest
 from otel_perf._multiprocess import codec, join_group, store
 from otel_perf._multiprocess.group import GROUP_ENV, process_start_ticks
 from otel_perf._multiprocess.member import MAX_PROCESSES, STALE_S, Member
+from otel_perf._multiprocess.supervisor import Supervisor, current_supervisor
 from otel_perf._pipeline import Pipeline
 from otel_perf._settings import Settings
+from tests.support.supervised_member import join_record_leave
 
 
 @pytest.fixture
@@ -216,3 +222,136 @@ def test_one_group_configured_for_two_ports_is_two_servers(
     assert first.directory == again.directory
     for member in (first, second, again):
         member.stop(1.0)
+
+
+def _supervised_child(directory: Path, calls: int, sessions: int, tmp_path: Path) -> Any:
+    """One process of the group, started by this one through multiprocessing; what it saw."""
+    result = tmp_path / f"child-{calls}-{sessions}.json"
+    child = multiprocessing.get_context("spawn").Process(
+        target=join_record_leave, args=(str(directory), calls, sessions, str(result))
+    )
+    child.start()
+    child.join(60)
+    if child.exitcode is None:
+        child.kill()
+        child.join(5)
+    assert child.exitcode == 0
+    return json.loads(result.read_text())
+
+
+def test_a_supervised_runs_numbers_stay_for_its_supervisors_next_process_only(
+    tmp_path: Path, pipeline: Pipeline
+) -> None:
+    assert current_supervisor() is None, "the test process must not be a supervised one"
+    directory = tmp_path / "group"
+    directory.mkdir(mode=0o700)
+    me = Supervisor(os.getpid(), process_start_ticks(os.getpid()) or 0)
+    first = _supervised_child(directory, 5, 3, tmp_path)
+    assert first == {"calls": 5, "sessions": 3, "supervisor": me.pid}
+    # The run's last process has ended, its supervisor (this process) runs: the numbers stay.
+    assert store.read_supervisor(directory) == me
+    assert len(store.process_files(directory)) == 1
+    # The supervisor's next process continues from them; the ended one's sessions are closed.
+    second = _supervised_child(directory, 2, 1, tmp_path)
+    assert second == {"calls": 7, "sessions": 1, "supervisor": me.pid}
+    # A process started any other way (this one) finds them and starts a new run, from zero.
+    joined = Member("test", directory, pipeline.collect)
+    joined.join()
+    assert joined.supervisor is None
+    pipeline.recorder.record_tool_call("t", True, 1.0)
+    assert calls_and_sessions(joined, pipeline) == (1, 0, 1)
+    assert store.read_supervisor(directory) is None
+    joined.stop(1.0)
+    assert not directory.exists()  # the last process of a run without a supervisor
+
+
+def test_the_supervisor_is_a_parent_that_forked_without_exec_or_used_multiprocessing() -> None:
+    # (multiprocessing: the test above.) A forked copy that has not exec'd, as a pre-fork
+    # master's worker is.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            found = current_supervisor()
+            answer = None if found is None else [found.pid, found.start]
+            os.write(write, json.dumps(answer).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as answer:
+        assert json.loads(answer.read()) == [os.getpid(), process_start_ticks(os.getpid())]
+    # A program this process starts (fork and exec), as a shell starts a server or an MCP
+    # client its stdio server: no supervisor, so each start of it is a new run.
+    code = "from otel_perf._multiprocess.supervisor import current_supervisor as c; print(c())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "None"
+
+
+def test_ended_runs_are_swept_at_once_when_their_supervisor_has_ended_too(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir(mode=0o700)
+    payload = other_process(1)
+
+    def ended_run(name: str, supervisor: Supervisor | None, age_s: float) -> Path:
+        directory = root / name
+        directory.mkdir(mode=0o700)
+        (directory / store.file_name(ended_pid(), 1)).write_bytes(payload)
+        if supervisor is not None:
+            store.write_supervisor(directory, supervisor)
+        old = time.time() - age_s
+        os.utime(directory, (old, old))
+        return directory
+
+    def left(directory: Path) -> list[str]:
+        return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+    me = Supervisor(os.getpid(), process_start_ticks(os.getpid()) or 0)
+    gone = Supervisor(ended_pid(), 1)
+    day = store.SWEEP_AFTER_S
+    supervisor_ended = ended_run("supervisor-ended", gone, 0)
+    supervisor_runs = ended_run("supervisor-runs", me, 2 * day)
+    crashed_lately = ended_run("crashed-lately", None, 0)
+    crashed_long_ago = ended_run("crashed-long-ago", None, 2 * day)
+    locked_now = ended_run("locked-now", gone, 0)
+    kept = left(supervisor_runs)
+    with store.locked(locked_now) as held:  # a process joining it holds its lock
+        assert held
+        started = time.monotonic()
+        store.sweep(root, keep=root / "mine")
+        assert time.monotonic() - started < store.LOCK_WAIT_S  # never waits for a lock
+    assert left(supervisor_ended) == [store.LOCK]  # numbers gone; the day-old sweep takes the rest
+    assert left(supervisor_runs) == kept  # its next process will continue them, however late
+    assert len(store.process_files(crashed_lately)) == 1
+    assert not crashed_long_ago.exists()
+    assert len(store.process_files(locked_now)) == 1
+    assert store.read_supervisor(locked_now) == gone
+
+
+def test_a_garbled_supervisor_record_is_no_supervisor(tmp_path: Path, pipeline: Pipeline) -> None:
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps({"pid": os.getpid(), "start": 0}))
+    garbled: list[bytes | None] = [
+        b"garbage",
+        b'{"pid": "x", "start": 1}',
+        b'{"pid": 1, "start": 0}',
+        b"[]",
+        b"{" * 5000,
+        None,  # a symbolic link to a file elsewhere: never followed
+    ]
+    for number, content in enumerate(garbled):
+        directory = tmp_path / f"group-{number}"
+        directory.mkdir(mode=0o700)
+        record = directory / store.SUPERVISOR
+        if content is None:
+            record.symlink_to(elsewhere)
+        else:
+            record.write_bytes(content)
+        (directory / store.file_name(ended_pid(), 1)).write_bytes(other_process(4))
+        assert store.read_supervisor(directory) is None, content
+        joined = Member("test", directory, pipeline.collect)
+        joined.join()
+        assert calls_and_sessions(joined, pipeline) == (0, 0, 1), content  # a new run
+        joined.stop(1.0)
