@@ -4,9 +4,10 @@ Every process of a group runs one daemon thread (``otel-perf-share``) that, ever
 :data:`INTERVAL_S`, collects the process's cumulative numbers from the pipeline's own reader
 (the record path is not touched), encodes them with the SDK's OTLP encoder and writes them to
 its file in the group directory. The process that holds the port does the same only while it
-has company (so a lone process pays one directory listing a second), and merges: its own
-numbers collected at request time, the other processes' files, and the archive of ended ones.
-It also folds the files of ended processes into the archive now and then.
+has company or a supervisor (so a lone process started any other way pays one directory
+listing a second), and merges: its own numbers collected at request time, the other processes'
+files, and the archive of ended ones. It also folds the files of ended processes into the
+archive now and then.
 
 When a run's last process ends, the run's numbers are deleted, unless the run has a
 supervisor (:mod:`.supervisor`: uvicorn's reloader, a pre-fork master) that still runs: then
@@ -104,7 +105,7 @@ class Member:
         self.last_archive: MetricsData | None = None
         self._others: tuple[object, MetricsData, object, object] | None = None
         #: The process that will start this server's next process should this one end, read
-        #: when joining.
+        #: when joining: while it runs, a lone process hands its numbers over too.
         self.supervisor: Supervisor | None = None
 
     # --- joining and leaving -----------------------------------------------------------------
@@ -194,7 +195,9 @@ class Member:
         """One interval's work; never raises."""
         self._ticks += 1
         try:
-            if not self.holding or self._has_company():
+            # A lone holder hands over only when someone may read it later: another process,
+            # or the next process of its supervisor should this one be killed outright.
+            if not self.holding or self.supervisor is not None or self._has_company():
                 self.publish()
             if self.holding and self._ticks % COMPACT_EVERY == 0:
                 self.compact()

@@ -286,6 +286,47 @@ def test_killed_worker_and_holder_never_take_counts_back(tmp_path: Path) -> None
         )
 
 
+def _handed_over_calls(directory: Path, pid: int) -> int:
+    """The calls in the file process ``pid`` last handed over (0 if none yet)."""
+    from otel_perf._extract import extract
+    from otel_perf._multiprocess import codec
+
+    for path in directory.glob(f"*/p.{pid}.*.pb"):
+        payload = path.read_bytes()
+        if payload:
+            tools = extract(codec.decode(payload)).tools
+            return tools["pid"].total if "pid" in tools else 0
+    return 0
+
+
+def test_the_only_worker_killed_and_restarted_keeps_its_counts(tmp_path: Path) -> None:
+    """gunicorn -w 1: its one worker hands over every second (its master starts the next)."""
+    port, metrics_port = ports()
+    groups = runtime_dir(tmp_path) / f"otel-perf-{os.getuid()}"
+    env = _instrumented_env(metrics_port, XDG_RUNTIME_DIR=str(runtime_dir(tmp_path)))
+    command = gunicorn_command(port, 1, preload=False)
+    with running(command, tmp_path, env=env, port=port, metrics_port=metrics_port) as server:
+        first = drive(server, 4, 5)
+        (worker,) = first
+        wait_for_document(server, lambda d: tool_calls(d) == 20, "the first 20 calls")
+        deadline = time.monotonic() + WAIT_S
+        while _handed_over_calls(groups, worker) != 20:
+            assert time.monotonic() < deadline, "the lone worker never handed its calls over"
+            time.sleep(0.1)
+        os.kill(worker, signal.SIGKILL)
+        second = drive(server, 4, 5)  # the master starts another worker, which answers these
+        assert worker not in second
+        document = wait_for_document(
+            server,
+            lambda d: tool_calls(d) == 40 and d["system_metrics"]["processes"] == 1,
+            "the killed worker's 20 calls and its successor's 20",
+            query="?per_process=1",
+        )
+        ended = [row for row in document["processes"] if not row["live"]]
+        assert sum(row["tool_calls"] for row in ended) == 20, document["processes"]
+    assert "cannot serve metrics" not in server.output()
+
+
 def test_unrelated_server_on_the_port_is_not_merged(tmp_path: Path) -> None:
     """A second server (another group) finding the port taken warns once and keeps its own."""
     port, metrics_port = ports()
