@@ -16,8 +16,8 @@ What runs, all on 127.0.0.1 in this process:
 - the otel-perf endpoint (``--port``, default 9109) throughout, and after a bounded run until
   Ctrl-C with ``--serve``; OTLP export too when the environment configures it.
 
-A progress line shows the load; a per-tool summary table is printed at the end (on Ctrl-C too).
-Needs the ``demo`` extra.
+A progress line shows the load; at the end (on Ctrl-C too) the final document is printed as
+the view ``otel-perf snapshot`` shows (:mod:`otel_perf._cli.view`). Needs the ``demo`` extra.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import otel_perf
+from otel_perf._cli.view import ViewState, console_for, render
 from otel_perf._integrations import sdk_versions
 
 #: The tool mix of the load generator: (tool, weight).
@@ -281,38 +282,17 @@ async def drive(url: str, plan: LoadPlan, on_progress: Callable[[int], None]) ->
 
 @contextlib.contextmanager
 def _progress(plan: LoadPlan, out: TextIO) -> Iterator[Callable[[int], None]]:
-    """A progress callback: a rich progress bar when rich is installed, plain lines otherwise."""
+    """A progress callback drawing a rich progress bar (a running count when open-ended)."""
+    from rich.console import Console  # noqa: PLC0415 - the demo extra
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     start = time.monotonic()
-    try:
-        from rich.console import Console  # noqa: PLC0415 - optional
-        from rich.progress import (  # noqa: PLC0415
-            BarColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-    except ImportError:
-        last = [0.0]
-
-        def plain(done: int) -> None:
-            now = time.monotonic()
-            if now - last[0] < 1.0 and plan.bounded:
-                return
-            last[0] = now
-            elapsed = now - start
-            print(
-                f"\r{done:>7} calls, {elapsed:6.1f} s, {done / max(elapsed, 1e-9):6.1f} calls/s"
-                + ("" if plan.bounded else "  (Ctrl-C to stop)"),
-                end="",
-                file=out,
-                flush=True,
-            )
-
-        yield plain
-        print(file=out)
-        return
-
     if not plan.bounded:  # open-ended: no bar to fill, a running count
         columns: tuple[Any, ...] = (
             TextColumn("load"),
@@ -354,45 +334,9 @@ def _progress(plan: LoadPlan, out: TextIO) -> Iterator[Callable[[int], None]]:
 # --- the summary -------------------------------------------------------------------------------
 
 
-def format_summary(document: dict[str, Any]) -> str:
-    """A per-tool table of the document, plus caches, providers and system, for the terminal."""
-    header = (
-        f"{'tool':<16} {'calls':>7} {'ok %':>7} {'p50 ms':>9} {'p95 ms':>9} "
-        f"{'p99 ms':>9} {'max ms':>9}  errors"
-    )
-    lines = [header, "-" * len(header)]
-    for name, tool in document.get("tool_metrics", {}).items():
-        errors = ", ".join(f"{k}={v}" for k, v in tool["error_types"].items()) or "-"
-        lines.append(
-            f"{name:<16} {tool['total_calls']:>7} {tool['success_rate']:>7.2f} "
-            f"{tool['p50_latency_ms']:>9.2f} {tool['p95_latency_ms']:>9.2f} "
-            f"{tool['p99_latency_ms']:>9.2f} {tool['max_latency_ms']:>9.2f}  {errors}"
-        )
-    for name, cache in document.get("cache_metrics", {}).items():
-        lines.append(
-            f"cache {name}: hit rate {cache['hit_rate']:.2f}% of {cache['total_requests']} "
-            f"lookups, {cache['evictions']} evictions, {cache['size_rejections']} rejections"
-        )
-    for name, provider in document.get("provider_metrics", {}).items():
-        errors = ", ".join(f"{k}={v}" for k, v in provider["error_types"].items()) or "no errors"
-        lines.append(
-            f"provider {name}: {provider['total_calls']} calls ({errors}), p95 "
-            f"{provider['p95_latency_ms']:.2f} ms, {provider['input_tokens']} input / "
-            f"{provider['output_tokens']} output tokens, "
-            + (
-                "no catalogue price"
-                if provider.get("cost_usd") is None
-                else f"${provider['cost_usd']:.6f}"
-            )
-        )
-    system = document.get("system_metrics", {})
-    if system:
-        lines.append(
-            f"requests {system['total_requests']} (every MCP message), "
-            f"active sessions {system['active_sessions']}, "
-            f"in flight {system['concurrent_requests']}, uptime {system['uptime_seconds']} s"
-        )
-    return "\n".join(lines)
+def print_summary(document: dict[str, Any], source: str, out: TextIO) -> None:
+    """The closing summary: the view ``otel-perf snapshot`` prints, of the final document."""
+    console_for(out).print(render(document, ViewState(url=source)))
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -414,6 +358,7 @@ def run_demo(plan: LoadPlan, port: int, serve: bool, out: TextIO = sys.stdout) -
     try:
         import cachetools  # noqa: F401, PLC0415 - fail early, with the extra's name
         import mcp  # noqa: F401, PLC0415
+        import rich  # noqa: F401, PLC0415
         import uvicorn  # noqa: F401, PLC0415
     except ImportError as exc:
         return _missing_extra(exc)
@@ -435,7 +380,8 @@ def run_demo(plan: LoadPlan, port: int, serve: bool, out: TextIO = sys.stdout) -
         except KeyboardInterrupt:
             interrupted = True
         print(file=out)
-        print(format_summary(otel_perf.get_all_metrics()), file=out, flush=True)
+        source = "in this process" if metrics.url is None else f"{metrics.url}/metrics"
+        print_summary(otel_perf.get_all_metrics(), source, out)
         if serve and plan.bounded and not interrupted and metrics.url is not None:
             print(f"\nstill serving on {metrics.url}/metrics; Ctrl-C to stop", file=out, flush=True)
             with contextlib.suppress(KeyboardInterrupt):

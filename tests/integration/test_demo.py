@@ -17,6 +17,8 @@ import pytest
 
 import otel_perf.testing
 from otel_perf._cli import demo as _demo
+from otel_perf._cli.view import ViewState, console_for, render
+from tests.support.helpers import table_row
 from tests.support.servers import harness
 
 TOOLS = {"search", "summarize", "flaky_fetch", "cached_lookup", "ask_llm"}
@@ -106,11 +108,12 @@ def test_demo_serves_a_real_workload_then_summarises_and_serves_until_ctrl_c() -
     assert llm["total_calls"] == tools["ask_llm"]["total_calls"]
     assert llm["output_tokens"] == 50 * (llm["total_calls"] - llm["failed_calls"])
     assert document["system_metrics"]["active_sessions"] == 0  # the clients have left
-    summary = "\n".join(lines.seen)
+    summary = "\n".join(lines.seen)  # the view otel-perf snapshot prints
     for name in TOOLS:
-        assert re.search(rf"^{name}\s+{tools[name]['total_calls']}\s", summary, re.MULTILINE)
-    assert "cache lookup_cache: hit rate" in summary
-    assert "provider simulated-llm:" in summary
+        assert table_row(summary, name)[2] == f"{tools[name]['total_calls']:,}"
+    for name, cache in document["cache_metrics"].items():
+        assert table_row(summary, name)[1:3] == [f"{cache['hit_rate']:.2f}%", f"{cache['hits']:,}"]
+    assert table_row(summary, "simulated-llm")[1] == f"{llm['total_calls']:,}"
 
 
 def test_demo_keeps_serving_under_steady_load_until_ctrl_c() -> None:
@@ -152,9 +155,9 @@ def test_demo_keeps_serving_under_steady_load_until_ctrl_c() -> None:
         lines.close()
     text = "\n".join(lines.seen)
     assert "calls/s" in text  # the progress line
-    assert re.search(r"^tool\s+calls\s+ok %", text, re.MULTILINE)  # the summary table
+    assert "Tools (sorted by p95)" in text  # the summary: the view otel-perf snapshot prints
     for name in TOOLS:
-        assert re.search(rf"^{name}\s+\d+\s", text, re.MULTILINE)
+        assert re.fullmatch(r"[\d,]+", table_row(text, name)[2])
 
 
 def test_demo_with_a_call_budget_makes_exactly_that_many_calls() -> None:
@@ -162,11 +165,8 @@ def test_demo_with_a_call_budget_makes_exactly_that_many_calls() -> None:
     plan = _demo.LoadPlan(duration_s=None, calls=40, concurrency=3, seed=1)
     assert _demo.run_demo(plan, port=0, serve=False, out=out) == 0
     text = out.getvalue()
-    calls = [
-        int(match.group(2))
-        for match in re.finditer(r"^(\w+)\s+(\d+)\s+\d+\.\d\d\s", text, re.MULTILINE)
-        if match.group(1) in TOOLS
-    ]
+    called = [name for name in TOOLS if re.search(rf"^\s*{name}\s", text, re.MULTILINE)]
+    calls = [int(table_row(text, name)[2].replace(",", "")) for name in called]
     assert sum(calls) == 40, text
     assert text.rstrip().endswith("stopped")
 
@@ -188,11 +188,13 @@ def test_demo_rejects_bad_options(argv: list[str]) -> None:
     assert "must be positive" in result.stderr
 
 
-def test_format_summary_lists_every_section() -> None:
+def test_the_demo_summary_is_the_snapshot_view_with_every_section() -> None:
     document = {
+        "enabled": True,
         "tool_metrics": {
             "t": {
                 "total_calls": 3,
+                "failed_calls": 1,
                 "success_rate": 66.67,
                 "p50_latency_ms": 1.0,
                 "p95_latency_ms": 2.0,
@@ -202,15 +204,28 @@ def test_format_summary_lists_every_section() -> None:
             }
         },
         "cache_metrics": {
-            "c": {"hit_rate": 50.0, "total_requests": 2, "evictions": 1, "size_rejections": 0}
+            "c": {
+                "hit_rate": 50.0,
+                "hits": 1,
+                "misses": 1,
+                "total_requests": 2,
+                "evictions": 1,
+                "size_rejections": 0,
+            }
         },
         "provider_metrics": {
             "p": {
                 "total_calls": 1,
+                "failed_calls": 0,
+                "success_rate": 100.0,
                 "error_types": {},
+                "p50_latency_ms": 4.0,
                 "p95_latency_ms": 5.0,
+                "p99_latency_ms": 6.0,
                 "input_tokens": 1,
                 "output_tokens": 2,
+                "cost_usd": None,
+                "models": {"m": {"total_calls": 1, "cost_usd": None}},
             }
         },
         "system_metrics": {
@@ -220,8 +235,18 @@ def test_format_summary_lists_every_section() -> None:
             "uptime_seconds": 1.5,
         },
     }
-    text = _demo.format_summary(document)
-    assert re.search(r"^t\s+3\s+66\.67\s+1\.00\s+2\.00\s+3\.00\s+4\.00\s+ValueError=1$", text, re.M)
-    assert "cache c: hit rate 50.00% of 2 lookups, 1 evictions, 0 rejections" in text
-    assert "provider p: 1 calls (no errors), p95 5.00 ms, 1 input / 2 output tokens" in text
-    assert "requests 9 (every MCP message), active sessions 1" in text
+    out = io.StringIO()
+    _demo.print_summary(document, "in this process", out)
+    text = out.getvalue()
+    # One renderer: the demo prints exactly what otel-perf top/snapshot draw of the document.
+    expected = io.StringIO()
+    console_for(expected).print(render(document, ViewState(url="in this process")))
+    assert text == expected.getvalue()
+    assert table_row(text, "t") == [
+        *("t", "failing", "3", "1", "66.67%", "1.00", "2.00", "3.00", "4.00", "ValueError (1)")
+    ]
+    assert table_row(text, "c") == ["c", "50.00%", "1", "1", "1", "0"]
+    assert table_row(text, "p") == [
+        *("p", "1", "100.00%", "4.00", "5.00", "6.00", "1 / 2", "-", "-", "m (1, -)")
+    ]
+    assert re.search(r"uptime 1s\s+sessions 1\s+concurrent 0\s+requests 9", text)

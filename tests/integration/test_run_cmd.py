@@ -141,6 +141,7 @@ def test_the_launcher_loads_only_what_run_needs() -> None:
     unwanted = (
         "otel_perf._cli.demo",
         "otel_perf._cli.top",
+        "otel_perf._cli.view",
         "otel_perf._cli.fetch",
         "otel_perf._api",
         "otel_perf._recorder",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -14,13 +13,15 @@ from rich.console import Console
 
 import otel_perf
 from otel_perf._cli import main as _cli
-from otel_perf._cli import top
+from otel_perf._cli import view
 from otel_perf._cli.fetch import FetchError, fetch_document, metrics_url
-from otel_perf._cli.top import ViewState, render, run_snapshot, run_top, sort_tools, sparkline
+from otel_perf._cli.top import run_snapshot, run_top
+from otel_perf._cli.view import ViewState, render, sort_tools, sparkline
 from otel_perf._http.routes import routes_for
 from otel_perf._http.server import MetricsServer, Response, json_response
 from otel_perf._metrics import Metrics
 from otel_perf._settings import Settings
+from tests.support.helpers import table_row
 
 
 @pytest.fixture
@@ -50,12 +51,6 @@ def served() -> str:
 
 def _console() -> Console:
     return Console(record=True, width=200, color_system=None, force_terminal=False)
-
-
-def _row(text: str, name: str) -> list[str]:
-    """The cells of the table row that starts with ``name`` (columns are 2+ spaces apart)."""
-    line = next(line for line in text.splitlines() if line.strip().startswith(name + " "))
-    return re.split(r"\s{2,}", line.strip())
 
 
 def _snapshot_text(url: str, **kwargs: Any) -> str:
@@ -91,7 +86,7 @@ def test_snapshot_table_shows_the_documents_values(served: str) -> None:
     text = _snapshot_text(served)
     document = otel_perf.get_all_metrics()  # no calls since: the same window, same numbers
     for name, tool in document["tool_metrics"].items():
-        cells = _row(text, name)
+        cells = table_row(text, name)
         assert cells[2:9] == [
             f"{tool['total_calls']:,}",
             f"{tool['failed_calls']:,}",
@@ -101,12 +96,12 @@ def test_snapshot_table_shows_the_documents_values(served: str) -> None:
                 for k in ("p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "max_latency_ms")
             ),
         ]
-    assert _row(text, "flaky")[:2] == ["flaky", "failing"]
-    assert _row(text, "flaky")[9] == "TimeoutError (5)"
-    assert _row(text, "slow_rare")[:2] == ["slow_rare", "slow"]  # p95 ~900 ms > 500 ms default
-    assert _row(text, "busy_fast")[:2] == ["busy_fast", "ok"]
-    assert _row(text, "emb") == ["emb", "75.00%", "3", "1", "1", "1"]
-    provider = _row(text, "openai")
+    assert table_row(text, "flaky")[:2] == ["flaky", "failing"]
+    assert table_row(text, "flaky")[9] == "TimeoutError (5)"
+    assert table_row(text, "slow_rare")[:2] == ["slow_rare", "slow"]  # p95 ~900 ms > 500 ms default
+    assert table_row(text, "busy_fast")[:2] == ["busy_fast", "ok"]
+    assert table_row(text, "emb") == ["emb", "75.00%", "3", "1", "1", "1"]
+    provider = table_row(text, "openai")
     assert "1,200 / 300" in provider
     cost = document["provider_metrics"]["openai"]["cost_usd"]
     assert cost == pytest.approx(1200 * 2.5e-6 + 300 * 10e-6)  # gpt-4o's catalogue price
@@ -138,10 +133,10 @@ def test_sorting_by_p95_or_by_calls(served: str) -> None:
 
 def test_threshold_decides_what_is_slow(served: str) -> None:
     text = _snapshot_text(served, threshold_ms=10.0)
-    assert _row(text, "flaky")[:2] == ["flaky", "failing slow"]  # p95 ~49 ms > 10 ms
-    assert _row(text, "busy_fast")[:2] == ["busy_fast", "ok"]  # p95 4 ms
+    assert table_row(text, "flaky")[:2] == ["flaky", "failing slow"]  # p95 ~49 ms > 10 ms
+    assert table_row(text, "busy_fast")[:2] == ["busy_fast", "ok"]  # p95 4 ms
     text = _snapshot_text(served, threshold_ms=0.0)
-    assert _row(text, "slow_rare")[:2] == ["slow_rare", "ok"]  # 0 switches the highlight off
+    assert table_row(text, "slow_rare")[:2] == ["slow_rare", "ok"]  # 0 switches the highlight off
 
 
 def test_the_state_has_its_own_column_never_the_name_cell() -> None:
@@ -150,7 +145,7 @@ def test_the_state_has_its_own_column_never_the_name_cell() -> None:
         "slow": {"total_calls": 3, "failed_calls": 1, "p95_latency_ms": 900.0},
         "failing": {"total_calls": 3, "failed_calls": 0, "p95_latency_ms": 1.0},
     }
-    table = top._tools_table_for(tools, ViewState(url="", live=False, keys=False), 200)
+    table = view._tools_table_for(tools, ViewState(url="", live=False, keys=False), 200)
     by_header = {str(column.header): column for column in table.columns}
     names = [str(cell) for cell in by_header["Tool"]._cells]
     states = [str(cell) for cell in by_header["State"]._cells]
@@ -184,7 +179,7 @@ def test_trend_column_comes_from_the_history(served: str) -> None:
             otel_perf.record_tool_call("busy_fast", True, 2.0)
         metrics.history.sample(now=now - 30 + 5 * k)
     text = _snapshot_text(served)
-    row = _row(text, "busy_fast")
+    row = table_row(text, "busy_fast")
     # A rising rate, 4 to 12 calls/s. The first sample is dropped: it predates the start, so
     # its interval has no length and no rate.
     assert row[-1] == sparkline([4.0, 6.0, 8.0, 10.0, 12.0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -71,3 +72,11 @@ def require_command(command: str) -> str:
             pytrace=False,
         )
     return found
+
+
+def table_row(text: str, name: str) -> list[str]:
+    """The cells of the row of a terminal view's table that starts with ``name`` (the cells of
+    ``otel_perf._cli.view`` tables are two or more spaces apart)."""
+    line = next((line for line in text.splitlines() if line.strip().startswith(name + " ")), None)
+    assert line is not None, f"no row {name!r} in:\n{text}"
+    return re.split(r"\s{2,}", line.strip())
