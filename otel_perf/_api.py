@@ -124,10 +124,6 @@ def record_provider_call(
 # --- trackers -----------------------------------------------------------------------------------
 
 
-#: The stand-in recorder's class before the first configuration (see otel_perf._state).
-_Unconfigured = _state.Unconfigured
-
-
 def error_name(exc_type: type[BaseException]) -> str:
     """The class name recorded as ``error.type``; never raises (a metaclass may make it)."""
     try:
@@ -177,8 +173,8 @@ class ToolTracker:
         # active_recorder()'s common case inlined: this and __exit__ are the hot path of every
         # tracked call.
         recorder = _state.current
-        if isinstance(recorder, _Unconfigured):
-            recorder = active_recorder()
+        if not isinstance(recorder, Recorder) and recorder is not None:
+            recorder = active_recorder()  # the stand-in before the first configuration
         if self._recorder is not None and recorder is not None:
             self._enter_again(recorder)
             return self
@@ -277,7 +273,7 @@ class ToolTracker:
             @functools.wraps(fn)
             async def async_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
                 recorder = _state.current
-                if isinstance(recorder, _Unconfigured):
+                if not isinstance(recorder, Recorder) and recorder is not None:
                     recorder = active_recorder()
                 if recorder is None:
                     return await fn(*args, **kwargs)
@@ -296,7 +292,7 @@ class ToolTracker:
         @functools.wraps(fn)
         def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Any:
             recorder = _state.current
-            if isinstance(recorder, _Unconfigured):
+            if not isinstance(recorder, Recorder) and recorder is not None:
                 recorder = active_recorder()
             if recorder is None:
                 return fn(*args, **kwargs)

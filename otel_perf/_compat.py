@@ -23,10 +23,10 @@ class PerformanceMetricsCollector:
 
     def __new__(cls) -> PerformanceMetricsCollector:
         instance = _state.compat_collector
-        if instance is None:
+        if not isinstance(instance, PerformanceMetricsCollector):
             with _state.compat_lock:
                 instance = _state.compat_collector
-                if instance is None:
+                if not isinstance(instance, PerformanceMetricsCollector):
                     instance = _state.compat_collector = super().__new__(cls)
         return instance
 

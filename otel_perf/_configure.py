@@ -1,24 +1,24 @@
 """Configuring, resetting and shutting down otel-perf: the functions that change its state.
 
-The state itself lives in :mod:`otel_perf._state`. :func:`active_recorder` is the one way any
-record path outside the public functions finds the recorder (trackers, integrations, cache
-wrappers), configuring from the environment on first use.
+The state itself lives in :mod:`otel_perf._state`, which imports nothing of otel-perf; this
+module installs there the stand-in recorder that configures on first use (:class:`Unconfigured`)
+when it is imported, which every record path does before its first call. :func:`active_recorder`
+is the one way any record path outside the public functions finds the recorder (trackers,
+integrations, cache wrappers), configuring from the environment on first use.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
-from otel_perf import _signals, _state
+from otel_perf import _exit, _signals, _state
 from otel_perf._log import logger, warn_once
+from otel_perf._recorder import Recorder
 from otel_perf._settings import load_settings
 
 if TYPE_CHECKING:
     from otel_perf._metrics import Metrics
-    from otel_perf._recorder import Recorder
 
 
 def configure(*, meter_provider: object = None, **overrides: Any) -> Metrics:
@@ -47,7 +47,7 @@ def configure(*, meter_provider: object = None, **overrides: Any) -> Metrics:
             app_provider = global_provider(settings)
         running = _state.runtime
         if (
-            running is not None
+            isinstance(running, Metrics)
             and running.settings == settings
             and running.app_provider is app_provider
         ):
@@ -64,31 +64,9 @@ def configure(*, meter_provider: object = None, **overrides: Any) -> Metrics:
         _state.current = started.recorder
         _state.configure_overrides = dict(overrides)
         _state.inherited_overrides = None
-        if not _state.atexit_registered:
-            atexit.register(shutdown_at_exit)
-            _state.atexit_registered = True
-        _final_export_in_multiprocessing_child()
+        _exit.register()
         _signals.install()
         return started
-
-
-def _final_export_in_multiprocessing_child() -> None:
-    """A ``multiprocessing`` child started by fork ends with ``os._exit``: no ``atexit``.
-
-    It does run multiprocessing's own exit function, and with it the finalizers registered
-    with an exit priority, so the final export (and the last hand-over to the server's
-    endpoint) is registered there too, once per process.
-    """
-    module = sys.modules.get("multiprocessing")
-    if module is None or module.parent_process() is None:
-        return
-    pid = os.getpid()
-    if _state.multiprocessing_exit_pid == pid:
-        return
-    from multiprocessing import util  # noqa: PLC0415 - only in multiprocessing's children
-
-    util.Finalize(None, shutdown_at_exit, exitpriority=0)
-    _state.multiprocessing_exit_pid = pid
 
 
 def get_runtime() -> Metrics:
@@ -97,8 +75,10 @@ def get_runtime() -> Metrics:
     In a forked child, "configuring" means as its parent was configured: the keyword settings
     the parent's ``configure()`` got (a token above all) carry over.
     """
+    from otel_perf._metrics import Metrics  # noqa: PLC0415 - loaded by the first configure()
+
     running = _state.runtime
-    if running is not None:
+    if isinstance(running, Metrics):  # the only kind configure() stores
         return running
     inherited = _state.inherited_overrides
     return configure(**inherited) if inherited is not None else configure()
@@ -112,7 +92,7 @@ def active_recorder() -> Recorder | None:
     shutdown), the call is dropped with one warning.
     """
     target = _state.current
-    if not isinstance(target, _state.Unconfigured):
+    if target is None or isinstance(target, Recorder):
         return target
     if _state.exiting:
         warn_once(
@@ -132,7 +112,7 @@ def active_recorder() -> Recorder | None:
         )
         return None
     configured = _state.current
-    return None if isinstance(configured, _state.Unconfigured) else configured
+    return configured if isinstance(configured, Recorder) else None
 
 
 def reset_metrics() -> None:
@@ -152,17 +132,109 @@ def shutdown(timeout_s: float = 5.0) -> None:
         running.shutdown(timeout_s)
 
 
-def shutdown_at_exit() -> None:
-    """The final export, at exit or on a signal; later record calls warn once and are dropped."""
-    _state.exiting = True
-    try:
-        with _state.lock:
-            running = _state.runtime
-            _state.current = _state.UNCONFIGURED  # late calls reach active_recorder(): warned
-        if running is not None:
-            running.shutdown(timeout_s=5.0)
-    except Exception:  # pragma: no cover - interpreter teardown; nothing left to protect
-        logger.debug("otel-perf: error at exit", exc_info=True)
+def reset(timeout_s: float = 5.0) -> None:
+    """Shut down and forget everything, as in a new process; public as otel_perf.testing.reset.
+
+    The instance stops, the keyword settings given are forgotten, the signal handlers otel-perf
+    replaced are put back, and the warnings given and the observed ``lru_cache`` functions are
+    forgotten (after the shutdown, which may warn).
+    """
+    _state.exiting = False
+    with _state.lock:
+        active, _state.runtime = _state.runtime, None
+        _state.current = _state.UNCONFIGURED
+        _state.configure_overrides, _state.inherited_overrides = {}, None
+    if active is not None:
+        active.shutdown(timeout_s)
+    _signals.uninstall()
+    _state.forget_remembered()
 
 
-__all__ = ["active_recorder", "configure", "get_runtime", "reset_metrics", "shutdown"]
+class Unconfigured:
+    """Stands in for the recorder until the first configuration; configures on first use.
+
+    It offers exactly what the public record functions call on ``_state.current``
+    (:class:`otel_perf._state.RecordTarget`); each method configures (through
+    :func:`active_recorder`) and forwards.
+    """
+
+    __slots__ = ()
+
+    def record_tool_call(
+        self, tool_name: str, success: bool, latency_ms: float, error_type: str | None = None
+    ) -> None:
+        target = active_recorder()
+        if target is not None:
+            target.record_tool_call(tool_name, success, latency_ms, error_type)
+
+    def record_cache_hit(self, cache_name: str) -> None:
+        target = active_recorder()
+        if target is not None:
+            target.record_cache_hit(cache_name)
+
+    def record_cache_miss(self, cache_name: str) -> None:
+        target = active_recorder()
+        if target is not None:
+            target.record_cache_miss(cache_name)
+
+    def record_cache_eviction(self, cache_name: str) -> None:
+        target = active_recorder()
+        if target is not None:
+            target.record_cache_eviction(cache_name)
+
+    def record_cache_size_rejection(self, cache_name: str) -> None:
+        target = active_recorder()
+        if target is not None:
+            target.record_cache_size_rejection(cache_name)
+
+    def set_active_sessions(self, count: int) -> None:
+        target = active_recorder()
+        if target is not None:
+            target.set_active_sessions(count)
+
+    def set_concurrent_requests(self, count: int) -> None:
+        target = active_recorder()
+        if target is not None:
+            target.set_concurrent_requests(count)
+
+    def record_provider_call(
+        self,
+        provider: str,
+        success: bool,
+        latency_ms: float,
+        error_type: str | None,
+        model: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        operation: str | None,
+    ) -> None:
+        target = active_recorder()
+        if target is not None:
+            target.record_provider_call(
+                provider,
+                success,
+                latency_ms,
+                error_type,
+                model,
+                input_tokens,
+                output_tokens,
+                operation,
+            )
+
+
+# Installed when this module is imported: every record path imports it before its first call
+# (the public functions through otel_perf._api, the rest through active_recorder), and nothing
+# can have configured yet.
+_state.UNCONFIGURED = Unconfigured()
+if _state.runtime is None:
+    _state.current = _state.UNCONFIGURED
+
+__all__ = [
+    "Unconfigured",
+    "active_recorder",
+    "configure",
+    "get_runtime",
+    "reset",
+    "reset_metrics",
+    "shutdown",
+]

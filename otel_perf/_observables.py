@@ -79,7 +79,7 @@ def relay_for(provider: MeterProvider) -> Relay:
     """The relay of the application's ``provider``, created on first use and kept with it."""
     with _state.relays_lock:
         relay = _state.relays.get(provider)
-        if relay is None:
+        if not isinstance(relay, Relay):
             relay = _state.relays[provider] = Relay()
         return relay
 

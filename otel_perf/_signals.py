@@ -31,6 +31,7 @@ from types import FrameType
 from typing import Final
 
 from otel_perf import _state
+from otel_perf._exit import shutdown_at_exit
 from otel_perf._log import logger
 
 SIGNALS: Final = ("SIGTERM", "SIGHUP")
@@ -69,12 +70,6 @@ def uninstall() -> None:
         _state.replaced_signal_handlers.pop(number, None)
 
 
-def _final_export() -> None:
-    from otel_perf._configure import shutdown_at_exit  # noqa: PLC0415 - configure imports us
-
-    shutdown_at_exit()
-
-
 def _flush() -> None:
     running = _state.runtime
     if running is not None:
@@ -102,7 +97,7 @@ def _handler(signum: int, frame: FrameType | None) -> None:
         _run_bounded(_flush, "flush")
         previous(signum, frame)
         return
-    _run_bounded(_final_export, "final export")
+    _run_bounded(shutdown_at_exit, "final export")
     # Then exactly what the default does: the process ends by this signal.
     try:
         signal.signal(signum, signal.SIG_DFL)

@@ -1,14 +1,17 @@
-"""All of otel-perf's process-wide state, with the one fork hook and the one reset.
+"""All of otel-perf's process-wide state, with the one fork hook.
 
-Nothing else in the package keeps module-level mutable state. The functions that *change*
-the configuration live in :mod:`otel_perf._configure`; this module only holds what they change,
-so it imports nothing of otel-perf at run time and every other module may import it.
+Nothing else in the package keeps module-level mutable state. This module only *holds* it: the
+functions that change the configuration, the one reset among them, live in
+:mod:`otel_perf._configure`. It imports nothing of otel-perf, not even for annotations, so every
+other module may import it and the package's imports form no circle through it: what it holds
+is typed by the protocols below, which say what this module and the record path call on it.
 
 ``current`` is what every record call dispatches to, chosen once per configuration rather than
 checked per call:
 
-- :data:`UNCONFIGURED` before the first ``configure()``: its methods configure from the
-  environment, then forward, so any call works before an explicit ``configure()``;
+- :data:`UNCONFIGURED` before the first ``configure()``: the stand-in whose methods configure
+  from the environment, then forward (``otel_perf._configure.Unconfigured``, installed here
+  when that module is imported, which every record path does first);
 - a :class:`~otel_perf._recorder.Recorder` when enabled;
 - ``None`` when disabled: the public functions test for it and return at once, doing no OTel
   work at all.
@@ -23,67 +26,31 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # imported for annotations only: this module must stay a leaf
-    from otel_perf._compat import PerformanceMetricsCollector
-    from otel_perf._integrations.lru_cache_sources import Source
-    from otel_perf._metrics import Metrics
-    from otel_perf._observables import Relay
-    from otel_perf._recorder import Recorder
+from typing import Any, Protocol
 
 
-def _configured() -> Recorder | None:
-    from otel_perf._configure import active_recorder  # noqa: PLC0415 - a leaf imports lazily
+class RecordTarget(Protocol):
+    """What the public record functions call on :data:`current`.
 
-    return active_recorder()
-
-
-class Unconfigured:
-    """Stands in for the recorder until the first configuration; configures on first use.
-
-    It offers exactly what the public record functions call on ``current``; each method
-    configures (through :func:`otel_perf._configure.active_recorder`) and forwards.
+    Both the recorder and the stand-in that configures on first use have these methods. A
+    caller that needs more of the recorder narrows ``current`` with ``isinstance`` first.
     """
-
-    __slots__ = ()
 
     def record_tool_call(
         self, tool_name: str, success: bool, latency_ms: float, error_type: str | None = None
-    ) -> None:
-        target = _configured()
-        if target is not None:
-            target.record_tool_call(tool_name, success, latency_ms, error_type)
+    ) -> None: ...
 
-    def record_cache_hit(self, cache_name: str) -> None:
-        target = _configured()
-        if target is not None:
-            target.record_cache_hit(cache_name)
+    def record_cache_hit(self, cache_name: str) -> None: ...
 
-    def record_cache_miss(self, cache_name: str) -> None:
-        target = _configured()
-        if target is not None:
-            target.record_cache_miss(cache_name)
+    def record_cache_miss(self, cache_name: str) -> None: ...
 
-    def record_cache_eviction(self, cache_name: str) -> None:
-        target = _configured()
-        if target is not None:
-            target.record_cache_eviction(cache_name)
+    def record_cache_eviction(self, cache_name: str) -> None: ...
 
-    def record_cache_size_rejection(self, cache_name: str) -> None:
-        target = _configured()
-        if target is not None:
-            target.record_cache_size_rejection(cache_name)
+    def record_cache_size_rejection(self, cache_name: str) -> None: ...
 
-    def set_active_sessions(self, count: int) -> None:
-        target = _configured()
-        if target is not None:
-            target.set_active_sessions(count)
+    def set_active_sessions(self, count: int) -> None: ...
 
-    def set_concurrent_requests(self, count: int) -> None:
-        target = _configured()
-        if target is not None:
-            target.set_concurrent_requests(count)
+    def set_concurrent_requests(self, count: int) -> None: ...
 
     def record_provider_call(
         self,
@@ -95,29 +62,35 @@ class Unconfigured:
         input_tokens: int | None,
         output_tokens: int | None,
         operation: str | None,
-    ) -> None:
-        target = _configured()
-        if target is not None:
-            target.record_provider_call(
-                provider,
-                success,
-                latency_ms,
-                error_type,
-                model,
-                input_tokens,
-                output_tokens,
-                operation,
-            )
+    ) -> None: ...
 
 
-UNCONFIGURED: Unconfigured = Unconfigured()
+class Runtime(Protocol):
+    """What the fork hook and the signal handlers call on the configured instance
+    (:class:`otel_perf.Metrics`; ``otel_perf._configure`` narrows it to that class)."""
+
+    def shutdown(self, timeout_s: float = 5.0) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def abandon_after_fork(self) -> None: ...
+
+
+class ForkAware(Protocol):
+    """Something the fork hook must give new locks to (an observed ``lru_cache`` source)."""
+
+    def after_fork(self) -> None: ...
+
 
 # --- the configuration (changed by otel_perf._configure) ---------------------------------------
 
-current: Recorder | Unconfigured | None = UNCONFIGURED
+UNCONFIGURED: RecordTarget | None = None
+"""The stand-in recorder that configures on first use (installed by otel_perf._configure)."""
+
+current: RecordTarget | None = None
 """The record-call target: UNCONFIGURED, a Recorder, or None (disabled)."""
 
-runtime: Metrics | None = None
+runtime: Runtime | None = None
 """The configured instance (settings, pipeline, endpoint), or ``None`` before configuring."""
 
 lock = threading.RLock()
@@ -151,19 +124,21 @@ warned_lock = threading.RLock()
 
 # --- functools.lru_cache sources (otel_perf._integrations.lru_cache_sources) -----------------
 
-lru_sources: list[Source] = []
+lru_sources: list[ForkAware] = []
+"""The observed functions' sources (``lru_cache_sources.Source``)."""
 lru_sources_lock = threading.Lock()
 
 # --- observable instruments on the application's MeterProvider (otel_perf._observables) -------
 
-relays: weakref.WeakKeyDictionary[object, Relay] = weakref.WeakKeyDictionary()
-"""Application provider -> the relay its observable instruments call. Kept for the provider's
-life and never reset: the SDK keeps the relay's callbacks for that long too."""
+relays: weakref.WeakKeyDictionary[object, object] = weakref.WeakKeyDictionary()
+"""Application provider -> the ``Relay`` its observable instruments call. Kept for the
+provider's life and never reset: the SDK keeps the relay's callbacks for that long too."""
 relays_lock = threading.Lock()
 
 # --- the origin-compatible singleton (otel_perf._compat) ------------------------------------
 
-compat_collector: PerformanceMetricsCollector | None = None
+compat_collector: object | None = None
+"""The ``PerformanceMetricsCollector``, once made."""
 compat_lock = threading.Lock()
 
 # --- zero-code instrumentation and cache wrappers -------------------------------------------
@@ -207,22 +182,8 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def reset(timeout_s: float = 5.0) -> None:
-    """Shut down and forget everything: the instance, warnings given, observed lru caches.
-
-    Public as :func:`otel_perf.testing.reset`.
-    """
-    global runtime, current, exiting, configure_overrides, inherited_overrides
-    exiting = False
-    with lock:
-        active, runtime = runtime, None
-        current = UNCONFIGURED
-        configure_overrides, inherited_overrides = {}, None
-    if active is not None:
-        active.shutdown(timeout_s)
-    from otel_perf._signals import uninstall  # noqa: PLC0415 - a leaf imports lazily
-
-    uninstall()
+def forget_remembered() -> None:
+    """Forget the warnings given and the observed ``lru_cache`` functions (part of the reset)."""
     with warned_lock:
         warned.clear()
     with lru_sources_lock:
@@ -231,12 +192,15 @@ def reset(timeout_s: float = 5.0) -> None:
 
 __all__: list[str] = [
     "UNCONFIGURED",
-    "Unconfigured",
+    "ForkAware",
+    "RecordTarget",
+    "Runtime",
     "compat_collector",
     "compat_lock",
     "configure_overrides",
     "counting_classes",
     "current",
+    "forget_remembered",
     "inherited_overrides",
     "instrumentation_installed",
     "instrumentation_lock",
@@ -245,7 +209,6 @@ __all__: list[str] = [
     "lru_sources_lock",
     "multiprocessing_exit_pid",
     "replaced_signal_handlers",
-    "reset",
     "runtime",
     "warned",
     "warned_lock",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterator
 
-from otel_perf import _state
+from otel_perf import _configure
 
 __all__ = ["clean_otel_perf", "reset"]
 
@@ -31,7 +31,7 @@ def reset() -> None:
     otel-perf recorded through keeps the observable instruments otel-perf created on it (the
     SDK cannot remove them); they report nothing until otel-perf records through it again.
     """
-    _state.reset()
+    _configure.reset()
 
 
 if importlib.util.find_spec("pytest") is not None:  # the fixture needs pytest; reset() does not

@@ -103,11 +103,19 @@ def _add(a: Totals, b: Totals) -> Totals:
     return a[0] + b[0], a[1] + b[1], a[2] + b[2]
 
 
+def _registered() -> list[Source]:
+    """The registered sources (call with ``_state.lru_sources_lock`` held).
+
+    ``_state`` holds them typed only by what its fork hook calls; every one is a :class:`Source`.
+    """
+    return [source for source in _state.lru_sources if isinstance(source, Source)]
+
+
 def register(fn: Callable[..., Any], name: object) -> Source:
     """Observe ``fn`` (anything with ``cache_info()``) as cache ``name``; idempotent."""
     clean = sanitize(name)
     with _state.lru_sources_lock:
-        for source in _state.lru_sources:
+        for source in _registered():
             if source.is_for(fn) and source.name == clean:
                 return source
         source = Source(fn, clean)
@@ -122,7 +130,7 @@ def attach(meter_provider: MeterProvider, relay: Relay, owner: object) -> None:
     again to a provider that outlives a pipeline re-points them (see otel_perf._observables).
     """
     with _state.lru_sources_lock:
-        existing = list(_state.lru_sources)
+        existing = _registered()
     # What each source had before this provider existed is not this provider's to report, and
     # a function already gone has nothing new to report here.
     baselines: dict[Source, Totals] = {source: source.totals() for source in existing}
@@ -130,7 +138,7 @@ def attach(meter_provider: MeterProvider, relay: Relay, owner: object) -> None:
 
     def since_attach() -> dict[str, Totals]:
         with _state.lru_sources_lock:
-            current = list(_state.lru_sources)
+            current = _registered()
         per_name: dict[str, Totals] = {}
         for source in current:
             if source in gone:

@@ -9,7 +9,7 @@ import pytest
 
 import otel_perf
 import otel_perf.caches
-from otel_perf import _state
+from otel_perf import _configure, _state
 from otel_perf.testing import clean_otel_perf, reset
 
 __all__ = ["clean_otel_perf"]  # a fixture: pytest finds it here by name
@@ -31,6 +31,7 @@ def test_reset_forgets_the_instance_the_warnings_and_the_observed_caches(
 
     assert _state.runtime is None
     assert _state.current is _state.UNCONFIGURED
+    assert isinstance(_state.current, _configure.Unconfigured)  # configures on first use
     assert not _state.lru_sources
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="otel_perf"):
