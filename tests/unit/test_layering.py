@@ -40,11 +40,12 @@ def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
                     f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
                     for alias in node.names
                 ]
-            for target in targets:
-                while target and target not in modules:
-                    target = target.rpartition(".")[0]
-                if target and target != name:
-                    graph[name].add(target)
+            for imported in targets:
+                module = imported
+                while module and module not in modules:  # a name of a module: the module
+                    module = module.rpartition(".")[0]
+                if module and module != name:
+                    graph[name].add(module)
     return graph
 
 
