@@ -32,7 +32,6 @@ def configure(*, meter_provider: object = None, **overrides: Any) -> Metrics:
     Calling it again with the same resulting settings and provider returns the running
     instance; anything different replaces it (the old endpoint stops, counts start from zero).
     """
-    settings, warnings = load_settings(os.environ, overrides)
     # The SDK and everything behind the endpoint load on first use, not at ``import otel_perf``
     # (start-up counts for stdio servers, which MCP clients spawn on demand). Imported before
     # the lock is taken: an import must not wait for the lock, nor the lock for an import.
@@ -42,6 +41,10 @@ def configure(*, meter_provider: object = None, **overrides: Any) -> Metrics:
     explicit = None if meter_provider is None else check_explicit(meter_provider)
 
     with _state.lock:
+        # Read under the lock: starting an instance may write to the environment (a derived
+        # OTEL_PERF_GROUP, for the children), and a concurrent first configure() that read it
+        # before that write would take the write for a change and restart.
+        settings, warnings = load_settings(os.environ, overrides)
         app_provider = explicit
         if app_provider is None and settings.enabled:
             app_provider = global_provider(settings)

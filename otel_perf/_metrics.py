@@ -65,7 +65,8 @@ class Metrics:
         if settings.enabled and settings.json_enabled:
             from otel_perf._multiprocess import join_group  # noqa: PLC0415 - only when served
 
-            self._member = join_group(self._collect_own, settings.json_port)
+            # The settings in force from here on carry the group this process joined.
+            self._member, self.settings = join_group(self._collect_own, settings)
             self._serve()
             if self._member is not None:
                 self._member.on_tick = self._take_over_if_free
@@ -245,7 +246,8 @@ class Metrics:
             # On the application's provider the new reader would see what the old recorder
             # still has queued: the SDK gets it first, so it counts before the clean slate.
             old.recorder.flush()
-            self._pipeline = Pipeline(self.settings, self.app_provider)
+            # The resource is the configuration's, read once: only configure() sees a change.
+            self._pipeline = Pipeline(self.settings, self.app_provider, resource=old.resource)
             member = self._member
             if member is not None and member.holding:
                 self._pipeline.view_source = member

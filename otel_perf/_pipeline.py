@@ -24,7 +24,7 @@ from opentelemetry.sdk.metrics import (
 )
 from opentelemetry.sdk.metrics.export import MetricReader, MetricsData, ResourceMetrics
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
 from otel_perf import _semconv as n
 from otel_perf import _state
@@ -172,15 +172,24 @@ def exemplar_filter(name: str) -> ExemplarFilter:
     return _EXEMPLAR_FILTERS.get(name, TraceBasedExemplarFilter)()
 
 
-def build_resource() -> Resource:
-    """The resource: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, read by ``Resource.create``."""
+def build_resource(settings: Settings) -> Resource:
+    """The resource of ``settings`` (``OTEL_RESOURCE_ATTRIBUTES``, then ``OTEL_SERVICE_NAME``
+    over its ``service.name``, as the OTel spec orders them), plus otel-perf's distro.
+
+    ``Resource.create`` adds the SDK's defaults and detectors; its environment detector reads
+    the same two variables again, and the values given here win over whatever it finds.
+    """
+    attributes: dict[str, str] = dict(settings.resource_attributes)
+    if settings.service_name is not None:
+        attributes[SERVICE_NAME] = settings.service_name
+    attributes.update(
+        {"telemetry.distro.name": "otel-perf", "telemetry.distro.version": __version__}
+    )
     try:
-        return Resource.create(
-            {"telemetry.distro.name": "otel-perf", "telemetry.distro.version": __version__}
-        )
-    except Exception as exc:  # a malformed OTEL_RESOURCE_ATTRIBUTES must not stop the host
-        logger.warning("otel-perf: could not read the resource from the environment (%s)", exc)
-        return Resource({"service.name": "unknown_service"})
+        return Resource.create(attributes)
+    except Exception as exc:  # a failing resource detector must not stop the host
+        logger.warning("otel-perf: could not build the resource (%s)", type(exc).__name__)
+        return Resource({SERVICE_NAME: settings.service_name or "unknown_service"})
 
 
 class ViewSource(Protocol):
@@ -221,18 +230,28 @@ class Pipeline:
     document instead of collecting again.
     """
 
-    def __init__(self, settings: Settings, meter_provider: MeterProvider | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        meter_provider: MeterProvider | None = None,
+        *,
+        resource: Resource | None = None,
+    ) -> None:
         """``meter_provider``: the application's SDK provider to record through (see
-        :mod:`otel_perf._app_provider`); ``None`` builds otel-perf's own.
+        :mod:`otel_perf._app_provider`); ``None`` builds otel-perf's own, with ``resource``
+        (by default the one ``settings`` describe).
         """
         self.settings = settings
         #: Whether otel-perf records through the application's provider rather than its own.
         self.shared = meter_provider is not None
+        #: The resource of otel-perf's own provider (``None`` on the application's).
+        self.resource: Resource | None = None
         if meter_provider is None:
             self.reader = PullReader()
+            self.resource = resource if resource is not None else build_resource(settings)
             meter_provider = MeterProvider(
                 metric_readers=[self.reader],
-                resource=build_resource(),
+                resource=self.resource,
                 views=_views(settings),
                 shutdown_on_exit=False,  # otel-perf's own atexit hook shuts down in order
                 exemplar_filter=exemplar_filter(settings.exemplar_filter),

@@ -4,6 +4,22 @@ The environment is read when ``configure()`` runs, never at import. A bad value 
 it produces one warning naming the variable and the default used, and the default applies.
 Keyword overrides passed to ``configure()`` are programming, not configuration, so a bad
 override raises ``TypeError``/``ValueError`` at once.
+
+Every environment variable otel-perf reads is read here (the push-export ones in
+``otel_perf._export.settings``), by functions that take the environment as an argument; the
+rest of the package hands them ``os.environ`` and uses the values they return
+(``tests/unit/test_environment_reads.py`` reads the package's source to keep it so). Two kinds:
+
+- **settings** change what ``configure()`` builds. :func:`load_settings` reads them into
+  :class:`Settings`, and ``configure()`` compares the whole object: any change restarts
+  otel-perf with the new values, and nothing reads a setting from the environment later.
+- **the launcher's instructions** to the program ``otel-perf run`` starts
+  (``OTEL_PERF_LOG_LEVEL``, ``OTEL_PERF_URL_FILE``) act once, at bootstrap, before the first
+  ``configure()``, and change nothing it builds: :func:`log_level` and :func:`url_file` read
+  them, and ``configure()`` does not compare them. ``OTEL_PERF_BOOTSTRAPPED`` is no
+  configuration at all but a marker the bootstrap leaves for the processes it starts
+  (otel_perf._integrations.autoinstrument). The command line reads :func:`runtime_dir` and
+  :func:`client_token` for ``otel-perf top``.
 """
 
 from __future__ import annotations
@@ -14,12 +30,14 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import unquote
 
 from otel_perf._export.settings import ExportSettings, load_export_settings, shorten
 from otel_perf._integrations.bootstrap_paths import (
     LOG_LEVEL_ENV,
     RESOURCE_ATTRIBUTES_ENV,
     SERVICE_NAME_ENV,
+    URL_FILE_ENV,
 )
 
 PERFORMANCE_METRICS_ENABLED: Final = "PERFORMANCE_METRICS_ENABLED"
@@ -83,28 +101,47 @@ METRICS_USE_GLOBAL_METER_PROVIDER: Final = "METRICS_USE_GLOBAL_METER_PROVIDER"
 otel-perf records through it, so the application's exporters carry otel-perf's metrics.
 ``false`` makes otel-perf build its own provider regardless."""
 
-OTEL_PERF_LOG_LEVEL: Final = LOG_LEVEL_ENV
-"""``OTEL_PERF_LOG_LEVEL``: a logging level name (``DEBUG``, ``INFO``, ``WARNING``, ...).
-Unset by default. Set by ``otel-perf run --log-level``: the started program then writes
-otel-perf's own messages of that level and above to stderr (never stdout, which a stdio
-server's protocol uses)."""
-
-OTEL_SERVICE_NAME: Final = SERVICE_NAME_ENV
-"""The OTel spec's service name (read by the SDK's ``Resource.create``). ``otel-perf run``
-sets it to the program's name when neither it nor ``service.name`` in
-``OTEL_RESOURCE_ATTRIBUTES`` is set."""
-
-OTEL_RESOURCE_ATTRIBUTES: Final = RESOURCE_ATTRIBUTES_ENV
-"""The OTel spec's resource attributes (read by the SDK); consulted for ``service.name``.
-
-The launcher's variables are defined in the leaf module otel_perf._integrations.bootstrap_paths,
-which ``otel-perf run`` loads on a stdio server's path to its first handshake; they are listed
-here with the others."""
+OTEL_PERF_GROUP: Final = "OTEL_PERF_GROUP"
+"""Which processes are one server (see otel_perf._multiprocess.group): a name (letters, digits,
+``.``, ``_``, ``-``, at most 64), ``off`` for none, or unset: derived from the parent process
+and the command line when the endpoint joins its group, then written into ``os.environ`` for
+the processes this one starts (and carried in the running instance's settings, so the next
+``configure()`` does not take that write for a change)."""
 
 XDG_RUNTIME_DIR: Final = "XDG_RUNTIME_DIR"
 """The user's runtime directory (set by the login session on Linux). Each running endpoint
 leaves a small entry under ``$XDG_RUNTIME_DIR/otel-perf-<uid>/endpoints`` (without it, the same
-under the temporary directory) so ``otel-perf top`` / ``snapshot`` can find it without a URL."""
+under the temporary directory) so ``otel-perf top`` / ``snapshot`` can find it without a URL,
+and the processes of one server share their numbers under ``otel-perf-<uid>/<group>-<port>``.
+Used when it is an existing absolute directory, else the temporary directory is."""
+
+OTEL_SERVICE_NAME: Final = SERVICE_NAME_ENV
+"""The OTel spec's service name, ``service.name`` of the resource (over the one in
+``OTEL_RESOURCE_ATTRIBUTES``). ``otel-perf run`` sets it to the program's name when neither it
+nor ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES`` is set."""
+
+OTEL_RESOURCE_ATTRIBUTES: Final = RESOURCE_ATTRIBUTES_ENV
+"""The OTel spec's resource attributes: ``key=value`` pairs separated by commas, values
+percent-decoded, read as the OTel SDK reads them.
+
+The resource is built from these two settings (otel_perf._pipeline.build_resource) once per
+configuration. The SDK's own detectors still run when it is built (``service.instance.id``,
+``OTEL_EXPERIMENTAL_RESOURCE_DETECTORS``); its environment detector reads the same two variables
+at that moment, and the values compared by ``configure()`` win over it."""
+
+OTEL_PERF_LOG_LEVEL: Final = LOG_LEVEL_ENV
+"""A launcher's instruction: a logging level name (``DEBUG``, ``INFO``, ``WARNING``, ...).
+Unset by default. Set by ``otel-perf run --log-level``: the started program then writes
+otel-perf's own messages of that level and above to stderr (never stdout, which a stdio
+server's protocol uses)."""
+
+OTEL_PERF_URL_FILE: Final = URL_FILE_ENV
+"""A launcher's instruction: set by ``otel-perf run --url-file``, the file the started program
+writes its endpoint's base URL to once it serves.
+
+The launcher's variables are defined in the leaf module otel_perf._integrations.bootstrap_paths,
+which ``otel-perf run`` loads on a stdio server's path to its first handshake; they are listed
+here with the others."""
 
 OTEL_SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
 """The OTel spec's master switch: ``true`` disables otel-perf like
@@ -147,8 +184,17 @@ class Settings:
     use_global_meter_provider: bool = True
     #: ``OTEL_METRICS_EXEMPLAR_FILTER``, one of :data:`EXEMPLAR_FILTERS`.
     exemplar_filter: str = "trace_based"
-    #: Push export (OTLP, console) from the standard ``OTEL_*`` variables; see _otlp_settings.
+    #: Push export (OTLP, console) from the standard ``OTEL_*`` variables; see _export.settings.
     export: ExportSettings = dataclasses.field(default_factory=ExportSettings)
+    #: ``OTEL_PERF_GROUP`` as set (``None``: unset), or the group this process derived and
+    #: wrote into the environment (see :data:`OTEL_PERF_GROUP`).
+    group: str | None = None
+    #: ``XDG_RUNTIME_DIR`` as set (``None``: unset); whether it is usable is decided on use.
+    runtime_dir: str | None = None
+    #: ``OTEL_SERVICE_NAME`` (``None``: unset).
+    service_name: str | None = None
+    #: ``OTEL_RESOURCE_ATTRIBUTES`` as (key, value) pairs, in order.
+    resource_attributes: tuple[tuple[str, str], ...] = ()
 
 
 def parse_bool(raw: str) -> bool:
@@ -275,11 +321,47 @@ _OVERRIDE_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
 }
 
 
+def _text(raw: str | None) -> str | None:
+    """A free-text variable: ``None`` when unset or blank (as the OTel spec reads empty)."""
+    return raw.strip() if raw is not None and raw.strip() else None
+
+
 def log_level(environ: Mapping[str, str]) -> int | None:
     """``OTEL_PERF_LOG_LEVEL`` as a ``logging`` level number; ``None`` if unset or unknown."""
     raw = environ.get(OTEL_PERF_LOG_LEVEL, "").strip().upper()
     value = logging.getLevelName(raw) if raw else None
     return value if isinstance(value, int) else None
+
+
+def url_file(environ: Mapping[str, str]) -> str | None:
+    """``OTEL_PERF_URL_FILE``: where the bootstrapped program writes its endpoint's URL."""
+    return _text(environ.get(OTEL_PERF_URL_FILE))
+
+
+def runtime_dir(environ: Mapping[str, str]) -> str | None:
+    """``XDG_RUNTIME_DIR``, for :attr:`Settings.runtime_dir` and ``otel-perf top``."""
+    return _text(environ.get(XDG_RUNTIME_DIR))
+
+
+def client_token(environ: Mapping[str, str]) -> str | None:
+    """``METRICS_AUTH_TOKEN`` as ``otel-perf top``/``snapshot`` send it when no ``--token`` is
+    given: the endpoint's own token, which the server side checks through :func:`load_settings`."""
+    return _text(environ.get(METRICS_AUTH_TOKEN))
+
+
+def resource_attributes(raw: str | None) -> tuple[tuple[str, str], ...]:
+    """``OTEL_RESOURCE_ATTRIBUTES`` as the OTel SDK reads it: comma-separated ``key=value``
+    items, keys and values stripped, values percent-decoded.
+
+    An item without ``=`` is left out without a word here: the SDK's own environment detector,
+    which runs when the resource is built, logs each one, and one warning is enough.
+    """
+    pairs = []
+    for item in (raw or "").split(","):
+        key, equals, value = item.partition("=")
+        if equals:
+            pairs.append((key.strip(), unquote(value.strip())))
+    return tuple(pairs)
 
 
 def _is_int(value: object) -> bool:
@@ -356,6 +438,13 @@ def load_settings(
 
     values["export"], export_warnings = load_export_settings(environ)
     warnings.extend(export_warnings)
+
+    # Free text, checked where it is used (the group by otel_perf._multiprocess.group, the
+    # runtime directory on use, the resource by the SDK); empty means unset.
+    values["group"] = _text(environ.get(OTEL_PERF_GROUP))
+    values["runtime_dir"] = runtime_dir(environ)
+    values["service_name"] = _text(environ.get(OTEL_SERVICE_NAME))
+    values["resource_attributes"] = resource_attributes(environ.get(OTEL_RESOURCE_ATTRIBUTES))
 
     for field, value in (overrides or {}).items():
         check = _OVERRIDE_CHECKS.get(field)

@@ -39,6 +39,7 @@ from otel_perf._cli.view import (
     update_trends,
 )
 from otel_perf._http import registry
+from otel_perf._settings import client_token, runtime_dir
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -336,7 +337,8 @@ def _discovered(args: argparse.Namespace) -> str | None:
 
     # An entry whose process id now belongs to another program (the server was killed, the
     # number reused) has no otel-perf /health behind it: left out.
-    entries = [entry for entry in registry.live_endpoints() if _answers(entry.url)]
+    running = registry.live_endpoints(runtime_dir(os.environ))
+    entries = [entry for entry in running if _answers(entry.url)]
     return choose_endpoint(entries, args.pick, ask if interactive else None, say)
 
 
@@ -358,7 +360,7 @@ def _target(args: argparse.Namespace) -> tuple[str, str | None] | None:
     except FetchError as exc:
         sys.stderr.write(f"otel-perf: {exc}\n")
         return None
-    token = args.token if args.token is not None else os.environ.get("METRICS_AUTH_TOKEN")
+    token = args.token if args.token is not None else client_token(os.environ)
     return url, (token.strip() or None) if token else None
 
 

@@ -23,10 +23,8 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from otel_perf._log import logger
-from otel_perf._settings import XDG_RUNTIME_DIR
 
 
 @dataclass(frozen=True)
@@ -41,18 +39,16 @@ class Entry:
     path: Path
 
 
-def registry_dir(environ: Any = None) -> Path | None:
+def registry_dir(runtime: str | None) -> Path | None:
     """The user's registry directory, created if needed; ``None`` if none is safe to use.
 
-    ``<base>/otel-perf-<uid>/endpoints``, where ``<base>`` is ``$XDG_RUNTIME_DIR`` when it is
-    an existing absolute directory, else the temporary directory. The ``otel-perf-<uid>``
-    directory is shared with other per-user state of otel-perf; entries live in their own
-    ``endpoints`` folder so nothing else there is ever read or removed.
+    ``<base>/otel-perf-<uid>/endpoints``, where ``<base>`` is ``runtime`` (the
+    ``XDG_RUNTIME_DIR`` setting, see otel_perf._settings.runtime_dir) when it is an existing
+    absolute directory, else the temporary directory. The ``otel-perf-<uid>`` directory is
+    shared with other per-user state of otel-perf; entries live in their own ``endpoints``
+    folder so nothing else there is ever read or removed.
     """
-    environ = os.environ if environ is None else environ
-    runtime = environ.get(XDG_RUNTIME_DIR, "").strip()
-    usable = bool(runtime) and os.path.isabs(runtime) and os.path.isdir(runtime)
-    if usable:
+    if runtime and os.path.isabs(runtime) and os.path.isdir(runtime):
         base = Path(runtime)
     else:
         import tempfile  # noqa: PLC0415 - only without a runtime directory (start-up counts)
@@ -88,9 +84,10 @@ def _private_directory(path: Path) -> bool:
     return True
 
 
-def register(url: str, service: str, token_required: bool) -> Path | None:
-    """Record this process's endpoint; returns the entry's path (for :func:`unregister`)."""
-    directory = registry_dir()
+def register(url: str, service: str, token_required: bool, runtime_dir: str | None) -> Path | None:
+    """Record this process's endpoint under ``runtime_dir`` (see :func:`registry_dir`);
+    returns the entry's path (for :func:`unregister`)."""
+    directory = registry_dir(runtime_dir)
     if directory is None:
         return None
     pid = os.getpid()
@@ -136,9 +133,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def live_endpoints(environ: Any = None) -> list[Entry]:
-    """The registered endpoints whose process still runs, oldest first; dead ones removed."""
-    directory = registry_dir(environ)
+def live_endpoints(runtime_dir: str | None) -> list[Entry]:
+    """The endpoints registered under ``runtime_dir`` whose process still runs, oldest first;
+    dead ones removed."""
+    directory = registry_dir(runtime_dir)
     if directory is None:
         return []
     found = []

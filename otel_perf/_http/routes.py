@@ -208,10 +208,13 @@ class Endpoint:
             )
         self.server = server
         logger.info("otel-perf: serving metrics on %s/metrics", server.url)
+        pipeline = self._metrics.pipeline
+        resource = pipeline.resource if pipeline is not None else None
         self._registered = registry.register(
             local_url(server.url),
-            str(build_resource().attributes.get("service.name", "")),
+            str((resource or build_resource(settings)).attributes.get("service.name", "")),
             token_required=settings.auth_token is not None,
+            runtime_dir=settings.runtime_dir,
         )
         return True
 

@@ -38,9 +38,9 @@ from typing import Any, Final
 
 from otel_perf import _state
 from otel_perf._integrations import bootstrap_paths
-from otel_perf._integrations.bootstrap_paths import BOOTSTRAPPED_ENV, URL_FILE_ENV
+from otel_perf._integrations.bootstrap_paths import BOOTSTRAPPED_ENV
 from otel_perf._log import logger, warn_once
-from otel_perf._settings import log_level
+from otel_perf._settings import log_level, url_file
 
 #: The bootstrap directory, as a path (see :mod:`otel_perf._integrations.bootstrap_paths`).
 BOOTSTRAP_DIR: Final = Path(bootstrap_paths.BOOTSTRAP_DIR)
@@ -186,9 +186,9 @@ def _announce(url: str | None) -> None:
     if url is None:
         return
     print(f"otel-perf: metrics on {url}/metrics", file=sys.stderr, flush=True)  # noqa: T201
-    url_file = os.environ.get(URL_FILE_ENV)
-    if url_file:
-        target = Path(url_file)
+    written = url_file(os.environ)
+    if written is not None:
+        target = Path(written)
         partial = target.with_name(target.name + ".partial")
         partial.write_text(url)
         partial.replace(target)  # readers never see half a URL

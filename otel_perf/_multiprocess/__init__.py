@@ -10,34 +10,50 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
 from otel_perf._log import warn_once
-from otel_perf._multiprocess.group import GROUP_ENV, group_directory, resolve_group
+from otel_perf._multiprocess.group import (
+    GROUP_ENV,
+    base_directory,
+    group_directory,
+    resolve_group,
+)
 from otel_perf._multiprocess.member import INTERVAL_S, Member
+from otel_perf._settings import Settings
 
 
-def join_group(collect: Callable[[], MetricsData | None], port: int = 0) -> Member | None:
-    """This process's membership of its group, or ``None`` (sharing off, or impossible).
+def join_group(
+    collect: Callable[[], MetricsData | None], settings: Settings
+) -> tuple[Member | None, Settings]:
+    """This process's membership of its group, or ``None`` (sharing off, or impossible), and
+    ``settings`` with the group this process belongs to.
 
-    One server is one group *and* one configured ``port`` (``METRICS_JSON_PORT``; ``0`` is one
+    One server is one group *and* one configured port (``settings.json_port``; ``0`` is one
     more value): a process of the same group configured for another port is another server.
+    The group's directory is under ``settings.runtime_dir``. A group derived here (no valid
+    ``OTEL_PERF_GROUP``) is written into ``os.environ`` for the processes this one starts, and
+    the next ``configure()`` reads it there: the settings returned carry it, so that
+    ``configure()`` does not take this process's own write for a change.
 
     Never raises: a directory that cannot be used is one warning, and the process then serves
     (or fails to bind) alone, as a single process does.
     """
     if os.name != "posix":
-        return None  # liveness checks and locks here are POSIX ones: each process alone
+        return None, settings  # liveness checks and locks here are POSIX ones: each alone
     try:
-        group, warning = resolve_group(os.environ)
+        group, warning = resolve_group(settings.group, os.environ)
         if warning is not None:
             warn_once("multiprocess-group", "otel-perf: %s", warning)
         if group is None:
-            return None
-        member = Member(group, group_directory(f"{group}-{port}"), collect)
+            return None, settings
+        settings = dataclasses.replace(settings, group=group)
+        base = base_directory(settings.runtime_dir)
+        member = Member(group, group_directory(f"{group}-{settings.json_port}", base), collect)
         member.join()
     except Exception as exc:
         warn_once(
@@ -47,8 +63,8 @@ def join_group(collect: Callable[[], MetricsData | None], port: int = 0) -> Memb
             type(exc).__name__,
             getattr(exc, "strerror", None) or exc,
         )
-        return None
-    return member
+        return None, settings
+    return member, settings
 
 
 __all__ = ["GROUP_ENV", "INTERVAL_S", "Member", "join_group"]

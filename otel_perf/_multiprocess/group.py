@@ -27,11 +27,15 @@ import re
 import stat
 import sys
 import tempfile
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Final
 
-GROUP_ENV: Final = "OTEL_PERF_GROUP"
-"""The group this process belongs to; ``off`` turns sharing off for it (see the module doc)."""
+from otel_perf._settings import OTEL_PERF_GROUP
+
+GROUP_ENV: Final = OTEL_PERF_GROUP
+"""The group this process belongs to; ``off`` turns sharing off for it (see the module doc).
+Read with the other settings (otel_perf._settings); only a derived group is written here."""
 
 OFF: Final = frozenset({"off", "none", "false", "0"})
 _VALID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -77,12 +81,15 @@ def derived_group() -> str:
     return "g" + hashlib.sha256(seed.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
-def resolve_group(environ: dict[str, str] | os._Environ[str]) -> tuple[str | None, str | None]:
-    """(group or ``None`` when off, warning): the group named by the environment, or derived.
+def resolve_group(
+    raw: str | None, environ: MutableMapping[str, str]
+) -> tuple[str | None, str | None]:
+    """(group or ``None`` when off, warning): the group ``raw`` names (the ``OTEL_PERF_GROUP``
+    setting), or a derived one.
 
-    A derived group is written back into ``environ`` so this process's children inherit it.
+    A derived group is written into ``environ`` (``os.environ``) so this process's children
+    inherit it.
     """
-    raw = environ.get(GROUP_ENV)
     if raw is not None and raw.strip():
         value = raw.strip()
         if value.lower() in OFF:
@@ -100,9 +107,9 @@ def resolve_group(environ: dict[str, str] | os._Environ[str]) -> tuple[str | Non
     return group, None
 
 
-def base_directory() -> Path:
-    """``$XDG_RUNTIME_DIR`` when it is usable, else the temporary directory."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
+def base_directory(runtime: str | None) -> Path:
+    """``runtime`` (the ``XDG_RUNTIME_DIR`` setting) when it is usable, else the temporary
+    directory."""
     if runtime and os.path.isabs(runtime) and os.path.isdir(runtime):
         return Path(runtime)
     return Path(tempfile.gettempdir())
@@ -121,10 +128,11 @@ def _private_directory(path: Path) -> None:
         raise GroupError(f"{path} is writable by other users")
 
 
-def group_directory(group: str, base: Path | None = None) -> Path:
-    """The group's private directory, created if needed; raises OSError/GroupError."""
+def group_directory(group: str, base: Path) -> Path:
+    """The group's private directory under ``base``, created if needed; raises
+    OSError/GroupError."""
     uid = os.getuid() if hasattr(os, "getuid") else 0
-    root = (base or base_directory()) / f"otel-perf-{uid}"
+    root = base / f"otel-perf-{uid}"
     _private_directory(root)
     directory = root / group
     _private_directory(directory)

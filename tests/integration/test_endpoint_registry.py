@@ -76,7 +76,7 @@ def other_server(runtime_dir: Path) -> Iterator[str]:
 
 def test_a_running_endpoint_is_registered_and_unregistered(runtime_dir: Path) -> None:
     metrics = otel_perf.configure(json_port=0)
-    (entry,) = registry.live_endpoints()
+    (entry,) = registry.live_endpoints(str(runtime_dir))
     assert entry.url == metrics.url
     assert entry.pid == os.getpid()
     path = entry.path
@@ -85,12 +85,12 @@ def test_a_running_endpoint_is_registered_and_unregistered(runtime_dir: Path) ->
     assert oct(path.parent.stat().st_mode & 0o777) == oct(0o700)
     otel_perf.shutdown()
     assert not path.exists()
-    assert registry.live_endpoints() == []
+    assert registry.live_endpoints(str(runtime_dir)) == []
 
 
 def test_dead_entries_are_cleaned(runtime_dir: Path) -> None:
     dead_pid = 2**22 + 12345  # above Linux's pid_max default: no such process
-    directory = registry.registry_dir()
+    directory = registry.registry_dir(str(runtime_dir))
     assert directory is not None
     stale = directory / f"{dead_pid}-9109.json"
     stale.write_text(json.dumps({"url": "http://127.0.0.1:9109", "pid": dead_pid}))
@@ -98,7 +98,7 @@ def test_dead_entries_are_cleaned(runtime_dir: Path) -> None:
     garbage.write_text("{not json")
     not_ours = directory.parent / "holder.json"  # other per-user state of otel-perf's
     not_ours.write_text("{not an entry")
-    assert registry.live_endpoints() == []
+    assert registry.live_endpoints(str(runtime_dir)) == []
     assert not stale.exists()
     assert not garbage.exists()
     assert not_ours.exists()
@@ -150,12 +150,12 @@ def test_an_entry_whose_pid_was_reused_is_left_out(runtime_dir: Path) -> None:
     """A live process id with no otel-perf endpoint behind it (the number was reused)."""
     otel_perf.configure(json_port=0)
     otel_perf.record_tool_call("the_real_one", True, 1.0)
-    directory = registry.registry_dir()
+    directory = registry.registry_dir(str(runtime_dir))
     assert directory is not None
     (directory / "0-1.json").write_text(
         json.dumps({"url": f"http://127.0.0.1:{free_port()}", "pid": os.getpid()})
     )
-    assert len(registry.live_endpoints()) == 2  # both processes are alive ...
+    assert len(registry.live_endpoints(str(runtime_dir))) == 2  # both processes are alive ...
     result = snapshot(runtime_dir)  # ... but only one answers as otel-perf
     assert result.returncode == 0, result.stderr
     assert set(json.loads(result.stdout)["tool_metrics"]) == {"the_real_one"}

@@ -6,6 +6,7 @@ files written as other processes would write them (or as a hostile one would).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from otel_perf._multiprocess import codec, join_group, store
-from otel_perf._multiprocess.group import GROUP_ENV, process_start_ticks
+from otel_perf._multiprocess.group import process_start_ticks
 from otel_perf._multiprocess.member import MAX_PROCESSES, STALE_S, Member
 from otel_perf._multiprocess.supervisor import Supervisor, current_supervisor
 from otel_perf._pipeline import Pipeline
@@ -174,20 +175,19 @@ def test_an_unusable_directory_means_alone_with_one_warning(
     tmp_path: Path,
     pipeline: Pipeline,
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.WARNING, "otel_perf")
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    monkeypatch.setenv(GROUP_ENV, "blocked")
+    settings = Settings(group="blocked", runtime_dir=str(tmp_path))
     (tmp_path / f"otel-perf-{os.getuid()}").write_text("not a directory")
-    assert join_group(pipeline.collect) is None
+    assert join_group(pipeline.collect, settings)[0] is None
     other = tmp_path / "other"
     other.mkdir(mode=0o777)
     os.chmod(other, 0o777)  # noqa: S103 - a directory others may write to is refused too
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(other))
     (other / f"otel-perf-{os.getuid()}").mkdir(mode=0o700)
     os.chmod(other / f"otel-perf-{os.getuid()}", 0o777)  # noqa: S103 - the point here
-    assert join_group(pipeline.collect) is None
+    assert (
+        join_group(pipeline.collect, Settings(group="blocked", runtime_dir=str(other)))[0] is None
+    )
     assert len(warnings_of(caplog, "cannot share numbers")) == 1  # warn-once
 
 
@@ -208,13 +208,12 @@ def test_the_rows_show_each_process_and_the_ended_ones(tmp_path: Path, pipeline:
 
 
 def test_one_group_configured_for_two_ports_is_two_servers(
-    tmp_path: Path, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pipeline: Pipeline
 ) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    monkeypatch.setenv(GROUP_ENV, "shared")
-    first = join_group(pipeline.collect, 9109)
-    second = join_group(pipeline.collect, 9110)
-    again = join_group(pipeline.collect, 9109)
+    shared = Settings(group="shared", runtime_dir=str(tmp_path))
+    first, _ = join_group(pipeline.collect, dataclasses.replace(shared, json_port=9109))
+    second, _ = join_group(pipeline.collect, dataclasses.replace(shared, json_port=9110))
+    again, _ = join_group(pipeline.collect, dataclasses.replace(shared, json_port=9109))
     assert first is not None
     assert second is not None
     assert again is not None

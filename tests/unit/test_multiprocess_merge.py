@@ -134,18 +134,19 @@ def test_the_group_is_inherited_or_derived_from_parent_and_command(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     environ: dict[str, str] = {}
-    derived, warning = group.resolve_group(environ)
+    derived, warning = group.resolve_group(None, environ)
     assert warning is None
     assert derived is not None
     assert environ[group.GROUP_ENV] == derived  # children inherit it
-    assert group.resolve_group(environ) == (derived, None)  # and keep it
+    assert group.resolve_group(environ[group.GROUP_ENV], environ) == (derived, None)  # and keep it
     # Another command under the same parent is another server.
     monkeypatch.setattr(sys, "argv", [*sys.argv, "--another"])
-    assert group.resolve_group({})[0] != derived
-    assert group.resolve_group({group.GROUP_ENV: "my-server"}) == ("my-server", None)
-    assert group.resolve_group({group.GROUP_ENV: "off"}) == (None, None)
-    bad: dict[str, str] = {group.GROUP_ENV: "../../etc"}
-    name, warning = group.resolve_group(bad)
+    assert group.resolve_group(None, {})[0] != derived
+    assert group.resolve_group("my-server", {}) == ("my-server", None)
+    assert group.resolve_group(" off ", {}) == (None, None)
+    bad: dict[str, str] = {}
+    name, warning = group.resolve_group("../../etc", bad)
+    assert bad[group.GROUP_ENV] == name  # a derived group is written for the children
     assert name is not None
     assert name.startswith("g")
     assert warning is not None
