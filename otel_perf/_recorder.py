@@ -27,14 +27,14 @@ from otel_perf._guard import Drops
 from otel_perf._handoff import MeasurementQueue
 from otel_perf._log import warn_once
 from otel_perf._observables import Relay
-from otel_perf._sanitize import NameRegistry
+from otel_perf._sanitize import NameRegistry, PairRegistry
 from otel_perf._settings import Settings
 
 Attrs = dict[str, str]
 
-#: Bound on the cached MCP attribute dicts (each cached one is a distinct, unfolded series, so
-#: the caps already bound them; this only guards against a pathological mix).
-_MAX_CACHED_MCP_SERIES: Final = 1 << 20
+#: Bound on each table of cached MCP and provider attribute dicts (each cached one is a distinct,
+#: unfolded series, so the caps already bound them; this only guards against a pathological mix).
+_MAX_CACHED_SERIES: Final = 1 << 20
 
 #: Durations above this (one day) are clamped to it: a larger value is certainly a caller bug,
 #: and one absurd value would force the exponential histogram to a coarser scale.
@@ -53,6 +53,10 @@ _CACHEABLE_NAME_LENGTH: Final = 256
 
 #: GenAI operation names (chat, embeddings, ...) are few by nature; this caps hostile input.
 _MAX_OPERATIONS: Final = 16
+
+#: ``gen_ai.operation.name`` values a provider series can carry: the capped names, ``chat`` (the
+#: default when none is given, which takes no slot) and ``_OTHER``.
+OPERATION_VALUES: Final = _MAX_OPERATIONS + 2
 
 #: MCP method names (``tools/list``, ``initialize``, custom ones) are few by nature too; the
 #: integrations already fold unknown methods into ``_OTHER``, this caps whatever is left.
@@ -186,7 +190,8 @@ class Recorder:
 
         self._tools = NameRegistry("tool", settings.max_tools)
         self._providers = NameRegistry("provider", settings.max_providers)
-        self._models = NameRegistry("model", settings.max_models)
+        #: Models are kept per (provider, model) pair: the document has an entry per pair.
+        self._models = PairRegistry("model", settings.max_models)
         self._caches = NameRegistry("cache", settings.max_caches)
         self._error_types = NameRegistry("error type", settings.max_error_types)
         self._operations = NameRegistry("operation", _MAX_OPERATIONS)
@@ -200,7 +205,10 @@ class Recorder:
         # Attribute dicts, built once per series and never mutated afterwards.
         self._tool_ok: dict[object, Attrs] = {}
         self._tool_failed: dict[tuple[object, object], Attrs] = {}
+        #: Provider duration and token series the SDK has, by their raw (provider, model,
+        #: operation, error or token type): recorded straight into the SDK.
         self._provider_attrs: dict[tuple[object, ...], Attrs] = {}
+        self._token_attrs: dict[tuple[object, ...], Attrs] = {}
         self._cache_hit: dict[object, Attrs] = {}
         self._cache_miss: dict[object, Attrs] = {}
         self._cache_evicted: dict[object, Attrs] = {}
@@ -377,28 +385,51 @@ class Recorder:
         ):
             table[raw_name] = attrs
 
-    def _provider_series(
+    def _provider_labels(
         self, raw_provider: object, raw_model: object, operation: object, raw_error: object | None
     ) -> Attrs:
-        key = (raw_provider, raw_model, operation, raw_error)
-        cacheable = all(_cacheable(part) for part in key if part is not None)
-        attrs = self._provider_attrs.get(key) if cacheable else None
-        if attrs is None:
-            attrs = {
-                n.GEN_AI_OPERATION_NAME: (
-                    self._operations.resolve(operation) if operation else n.OPERATION_CHAT
-                ),
-                n.GEN_AI_PROVIDER_NAME: self._providers.resolve(raw_provider),
-                n.GEN_AI_REQUEST_MODEL: (
-                    self._models.resolve(raw_model) if raw_model is not None else n.UNKNOWN
-                ),
-            }
-            if raw_error is not None:
-                attrs[n.ERROR_TYPE] = self._error_types.resolve(raw_error)
-            if cacheable and len(self._provider_attrs) < 4 * (
-                self._providers.cap + self._models.cap
-            ):
-                self._provider_attrs[key] = attrs
+        """The attributes of a provider series (names resolved, folded into ``_OTHER`` at
+        their caps)."""
+        provider = self._providers.resolve(raw_provider)
+        attrs = {
+            n.GEN_AI_OPERATION_NAME: (
+                self._operations.resolve(operation) if operation else n.OPERATION_CHAT
+            ),
+            n.GEN_AI_PROVIDER_NAME: provider,
+            n.GEN_AI_REQUEST_MODEL: (
+                self._models.resolve(provider, raw_model) if raw_model is not None else n.UNKNOWN
+            ),
+        }
+        if raw_error is not None:
+            attrs[n.ERROR_TYPE] = self._error_types.resolve(raw_error)
+        return attrs
+
+    def _record_provider_series(
+        self,
+        instrument: Any,
+        table: dict[tuple[object, ...], Attrs],
+        key: tuple[object, ...],
+        value: float,
+        extra: tuple[str, str] | None = None,
+    ) -> Attrs:
+        """Record ``value`` into the provider series ``key`` (provider, model, operation, error
+        or ``None``, then the token type for tokens); returns its attributes.
+
+        A series the SDK has is one dict lookup and one record. A new one goes through
+        :meth:`_record_new`, so it never waits for a running collection, and is cached once the
+        SDK has it, if nothing in it was folded (hostile names cannot grow the table).
+        """
+        cacheable = all(part is None or _cacheable(part) for part in key)
+        attrs = table.get(key) if cacheable else None
+        if attrs is not None:
+            instrument.record(value, attrs)
+            return attrs
+        attrs = self._provider_labels(*key[:4])
+        if extra is not None:
+            attrs[extra[0]] = extra[1]
+        recorded = self._record_new(instrument, value, attrs)
+        if recorded and cacheable and _unfolded(key, attrs) and len(table) < _MAX_CACHED_SERIES:
+            table[key] = attrs
         return attrs
 
     # --- tools ---------------------------------------------------------------------------------
@@ -516,7 +547,7 @@ class Recorder:
         if value is None:
             return
         recorded = self._record_new(self._tool_duration, value, attrs)
-        if recorded and cacheable and len(table) < _MAX_CACHED_MCP_SERIES:
+        if recorded and cacheable and len(table) < _MAX_CACHED_SERIES:
             table[key] = attrs
 
     def _mcp_series(
@@ -565,15 +596,21 @@ class Recorder:
         try:
             value = clean_seconds(seconds, "provider")
             if value is not None:
-                attrs = self._provider_series(provider, model, operation, error_type)
-                self._provider_duration.record(value, attrs)
+                key = (provider, model, operation, error_type)
+                self._record_provider_series(
+                    self._provider_duration, self._provider_attrs, key, value
+                )
             if input_tokens is not None or output_tokens is not None:
-                base = self._provider_series(provider, model, operation, None)
-                ins = self._record_tokens(base, input_tokens, n.TOKEN_INPUT)
-                outs = self._record_tokens(base, output_tokens, n.TOKEN_OUTPUT)
-                if ins or outs:  # priced at collect time (otel_perf._cost)
+                ins, names = self._record_tokens(
+                    provider, model, operation, input_tokens, n.TOKEN_INPUT
+                )
+                outs, out_names = self._record_tokens(
+                    provider, model, operation, output_tokens, n.TOKEN_OUTPUT
+                )
+                names = names or out_names
+                if (ins or outs) and names is not None:  # priced at collect time (otel_perf._cost)
                     self.costs.add(
-                        base[n.GEN_AI_PROVIDER_NAME], base[n.GEN_AI_REQUEST_MODEL], ins, outs
+                        names[n.GEN_AI_PROVIDER_NAME], names[n.GEN_AI_REQUEST_MODEL], ins, outs
                     )
         except Exception as exc:
             warn_dropped("provider", exc)
@@ -600,19 +637,25 @@ class Recorder:
             provider, seconds, error, model, input_tokens, output_tokens, operation
         )
 
-    def _record_tokens(self, base: Attrs, tokens: object, token_type: str) -> int:
-        """Record a token count; returns it (0 when absent or dropped)."""
+    def _record_tokens(
+        self, provider: object, model: object, operation: object, tokens: object, token_type: str
+    ) -> tuple[int, Attrs | None]:
+        """Record a token count; returns it (0 when absent or dropped) and the series' attributes
+        (``None`` when nothing was recorded)."""
         if tokens is None:
-            return 0
+            return 0, None
         count: int = int(tokens)  # type: ignore[call-overload]
         if count < 0:
             warn_once("neg:tokens", "otel-perf: negative token count dropped")
-            return 0
+            return 0, None
         if count > MAX_COUNT_VALUE:
             warn_once("huge:tokens", "otel-perf: token count above %d clamped", MAX_COUNT_VALUE)
             count = MAX_COUNT_VALUE
-        self._token_usage.record(count, {**base, n.GEN_AI_TOKEN_TYPE: token_type})
-        return count
+        key = (provider, model, operation, None, token_type)
+        attrs = self._record_provider_series(
+            self._token_usage, self._token_attrs, key, count, (n.GEN_AI_TOKEN_TYPE, token_type)
+        )
+        return count, attrs
 
     # --- caches --------------------------------------------------------------------------------
 
@@ -737,20 +780,34 @@ def cardinality_limits(settings: Settings) -> dict[str, int]:
     mcp = (tools + methods) * outcomes * TRANSPORT_VALUES
     # the origin API's tool series (no status code, no transport) share the instrument
     mcp += tools * (1 + errors)
-    # Provider series (provider x model x operation x error) are not sized from the product of
-    # their caps: that product is far beyond what a JSON document can hold. They keep a fixed
-    # room, past which the SDK's overflow series (reported under "_OTHER") takes the rest.
-    providers = max(2000, 4 * (settings.max_providers + settings.max_models + 1))
+    # Provider series: (provider, model) pairs x operations x (success | an error type), and x
+    # the two token types for tokens. Models are capped per pair (METRICS_MAX_MODELS), and each
+    # provider, "_OTHER" included, may add two models that take no slot ("unknown" for a call
+    # without a model, "_OTHER" past the cap): the product stays bounded by the caps.
+    pairs = settings.max_models + 2 * (settings.max_providers + 1)
+    provider_series = pairs * OPERATION_VALUES
     caches = settings.max_caches + 1
     return {
         n.MCP_SERVER_OPERATION_DURATION: mcp,
-        n.GEN_AI_CLIENT_OPERATION_DURATION: providers,
-        n.GEN_AI_CLIENT_TOKEN_USAGE: providers,
+        n.GEN_AI_CLIENT_OPERATION_DURATION: provider_series * (1 + errors),
+        n.GEN_AI_CLIENT_TOKEN_USAGE: provider_series * 2,
         n.CACHE_REQUESTS: caches * 2,
         n.CACHE_EVICTIONS: caches,
         n.CACHE_SIZE_REJECTIONS: caches,
         n.MCP_SERVER_SESSION_DURATION: TRANSPORT_VALUES,
     }
+
+
+def _unfolded(key: tuple[object, ...], attrs: Attrs) -> bool:
+    """Whether the provider series ``key`` (exact ``str`` parts or ``None``, see ``_cacheable``)
+    kept every name as given: neither folded into ``_OTHER`` nor changed by sanitising."""
+    provider, model, operation, error = key[:4]
+    return (
+        attrs[n.GEN_AI_PROVIDER_NAME] == provider
+        and (model is None or attrs[n.GEN_AI_REQUEST_MODEL] == model)
+        and (not operation or attrs[n.GEN_AI_OPERATION_NAME] == operation)
+        and (error is None or attrs[n.ERROR_TYPE] == error)
+    )
 
 
 def _emit(instrument: Any, value: float, attrs: Attrs) -> None:
@@ -782,6 +839,7 @@ __all__ = [
     "MAX_DURATION_SECONDS",
     "MAX_METHODS",
     "MAX_STATUS_CODES",
+    "OPERATION_VALUES",
     "TRANSPORT_VALUES",
     "Recorder",
     "cardinality_limits",

@@ -14,6 +14,10 @@ the first time it is seen. The outcome is documented and never an exception:
 - once ``cap`` distinct names are kept, every new name folds into ``"_OTHER"`` (with one
   warning per registry), so memory and the JSON document stay bounded. ``"_OTHER"`` itself
   (what the MCP integrations record for names the server does not have) takes no slot.
+
+Model names are capped per (provider, model) pair (:class:`PairRegistry`), not per name: the
+document has one entry per pair, so a cap on names alone would let every provider hold every
+model (``METRICS_MAX_PROVIDERS x METRICS_MAX_MODELS`` entries).
 """
 
 from __future__ import annotations
@@ -102,6 +106,50 @@ class NameRegistry:
             "otel-perf: more than %d distinct %s names; further ones are counted under %r "
             "(raise the cap with the matching METRICS_MAX_* variable)",
             self.cap,
+            self.kind,
+            n.OTHER,
+        )
+        return n.OTHER
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+class PairRegistry:
+    """Distinct (owner, name) pairs, capped at ``cap``: a model is kept per provider.
+
+    The owner is already resolved (a provider name or ``"_OTHER"``). Past the cap a new pair's
+    name folds into ``"_OTHER"`` under its owner, so each owner has at most one extra entry.
+    """
+
+    def __init__(self, kind: str, cap: int) -> None:
+        self.kind = kind
+        self.cap = cap
+        self._kept: set[tuple[str, str]] = set()
+        self._lock = threading.RLock()  # reentrant for the same reason as NameRegistry's
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock another thread held at the fork stays held; replace it."""
+        self._lock = threading.RLock()
+
+    def resolve(self, owner: str, raw: object) -> str:
+        """Sanitise ``raw`` and return it, or ``"_OTHER"`` once ``cap`` pairs are kept."""
+        name = sanitize(raw)
+        pair = (owner, name)
+        if pair in self._kept or name == n.OTHER:
+            return name
+        with self._lock:
+            if pair in self._kept:
+                return name
+            if len(self._kept) < self.cap:
+                self._kept.add(pair)
+                return name
+        warn_once(
+            f"cap:{self.kind}",
+            "otel-perf: more than %d distinct (provider, %s) pairs; further %s names are counted "
+            "under %r (raise the cap with METRICS_MAX_MODELS)",
+            self.cap,
+            self.kind,
             self.kind,
             n.OTHER,
         )

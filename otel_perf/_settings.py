@@ -81,7 +81,8 @@ METRICS_MAX_PROVIDERS: Final = "METRICS_MAX_PROVIDERS"
 """Integer >= 1. Default ``100``. Distinct provider names kept; later ones fold into ``_OTHER``."""
 
 METRICS_MAX_MODELS: Final = "METRICS_MAX_MODELS"
-"""Integer >= 1. Default ``200``. Distinct model names kept; later ones fold into ``_OTHER``."""
+"""Integer >= 1. Default ``200``. Distinct (provider, model) pairs kept; a provider's later models
+fold into ``_OTHER`` (the document has an entry per pair, so this bounds it)."""
 
 METRICS_MAX_CACHES: Final = "METRICS_MAX_CACHES"
 """Integer >= 1. Default ``100``. Distinct cache names kept; later ones fold into ``_OTHER``."""
