@@ -95,6 +95,8 @@ __all__ = [
     "INTERNAL_ERROR",
     "INVALID_ARGUMENTS",
     "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "PARSE_ERROR",
     "SPEC_CLIENT_METHODS",
     "SPEC_CLIENT_NOTIFICATION_METHODS",
     "SUCCESS",
@@ -110,6 +112,7 @@ __all__ = [
     "innermost_cause",
     "is_argument_error",
     "is_error_result",
+    "is_pydantic_validation_error",
     "network_transport",
     "record_request",
     "record_tool",
@@ -124,13 +127,27 @@ METHOD_NOT_FOUND: Final = -32601
 INVALID_PARAMS: Final = -32602
 INTERNAL_ERROR: Final = -32603
 RESOURCE_NOT_FOUND: Final = -32002
+#: The 2026-07-28 protocol's own client mistakes: routing headers that disagree with the body,
+#: a capability the client did not declare, a protocol version the server does not serve.
+HEADER_MISMATCH: Final = -32020
+MISSING_REQUIRED_CLIENT_CAPABILITY: Final = -32021
+UNSUPPORTED_PROTOCOL_VERSION: Final = -32022
 
 _METHOD_NOT_FOUND_STR: Final = str(METHOD_NOT_FOUND)
 
 #: JSON-RPC codes that say the *client* got something wrong: parse error, invalid request,
-#: method not found, invalid params, resource not found.
+#: method not found, invalid params, resource not found, and the three above.
 CLIENT_ERROR_CODES: Final = frozenset(
-    {PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, RESOURCE_NOT_FOUND}
+    {
+        PARSE_ERROR,
+        INVALID_REQUEST,
+        METHOD_NOT_FOUND,
+        INVALID_PARAMS,
+        RESOURCE_NOT_FOUND,
+        HEADER_MISMATCH,
+        MISSING_REQUIRED_CLIENT_CAPABILITY,
+        UNSUPPORTED_PROTOCOL_VERSION,
+    }
 )
 
 #: ``error.type`` of an ``isError`` result whose exception no hook let us see (the semantic
@@ -211,7 +228,8 @@ def _json_rpc_code(exc: BaseException) -> int | None:
     return code if type(code) is int else None
 
 
-def _is_pydantic_validation_error(exc: BaseException | None) -> bool:
+def is_pydantic_validation_error(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a pydantic ``ValidationError`` (recognised by class, not import)."""
     if exc is None:
         return False
     return any(
@@ -233,12 +251,12 @@ def is_argument_error(exc: BaseException) -> bool:
     SDK wraps in ``UnexpectedToolError``, or a deliberate ``ToolError`` the SDK wraps again, so it
     is not mistaken for the client's fault.
     """
-    if _is_pydantic_validation_error(exc):
+    if is_pydantic_validation_error(exc):
         return True
     cls = type(exc)
     if cls.__name__ == "ValidationError" and cls.__module__.startswith("fastmcp"):
         return True
-    return cls.__name__ == "ToolError" and _is_pydantic_validation_error(exc.__cause__)
+    return cls.__name__ == "ToolError" and is_pydantic_validation_error(exc.__cause__)
 
 
 def classify_exception(exc: BaseException, *, wire: bool) -> Outcome:

@@ -128,10 +128,12 @@ def test_client_mistakes_are_never_failures() -> None:
     # FastMCP's own ValidationError and NotFoundError (isError results)
     assert policy.classify_exception(fastmcp_errors.ValidationError("x"), wire=False) == invalid
     assert policy.classify_exception(fastmcp_errors.NotFoundError("t"), wire=False) == invalid
-    # every client code as a JSON-RPC error
-    for code in (-32700, -32600, -32601, -32602, -32002):
+    # every client code as a JSON-RPC error, the 2026 protocol's three included (routing
+    # headers that disagree, a client capability not declared, a version not served)
+    for code in (-32700, -32600, -32601, -32602, -32002, -32020, -32021, -32022):
         outcome = policy.classify_exception(MCPError(code=code, message="m"), wire=True)
         assert outcome == policy.Outcome(status_code=str(code), client_error=True)
+        assert policy.classify_code(code) == outcome
     assert invalid == policy.UNKNOWN_TOOL
 
 
