@@ -17,7 +17,9 @@ The coverage is the same as :mod:`otel_perf.mcp` (rules in
 others count under ``_OTHER``), with the innermost cause behind FastMCP's ``ToolError`` as
 ``error.type`` and ``tool_error`` for a result with ``is_error`` set; unknown tools and invalid
 arguments (FastMCP's ``NotFoundError`` / ``ValidationError``) as client mistakes, not failures;
-requests in flight; handshake sessions while open, and their duration when they end.
+requests in flight; handshake sessions while open, and their duration when they end. On FastMCP
+4, messages its transports reject before any middleware are counted too (under ``_OTHER``, with
+their JSON-RPC code; see :mod:`otel_perf._integrations.mcp_v2_transports`).
 
 FastMCP 3.x (on mcp 1.x) and 4.x (on mcp 2.x) have the same middleware API, so this one class
 serves both; what differs between the SDKs underneath (how a session's end is reached) is
@@ -26,6 +28,7 @@ resolved in the policy.
 
 from __future__ import annotations
 
+import importlib
 from time import perf_counter
 from typing import Any
 
@@ -210,4 +213,9 @@ def instrument(server: FastMCP[Any]) -> FastMCP[Any]:
         chain.remove(middleware)
     # FastMCP builds its chain from ``server.middleware`` at every dispatch, outermost first.
     chain.insert(0, middleware)
+    if sdk_versions.mcp_generation() == 2:
+        # FastMCP 4: messages its transports reject before any middleware (see
+        # otel_perf._integrations.mcp_v2_transports). FastMCP 3 sits on mcp 1.x: not tapped.
+        transports = importlib.import_module("otel_perf._integrations.mcp_v2_transports")
+        transports.instrument_fastmcp(server)
     return server

@@ -21,7 +21,9 @@ Both generations record the same things through one policy
   as ``error.type`` (``tool_error`` for an ``isError`` result with no exception), JSON-RPC
   errors that are the client's fault not counted as failures;
 - requests in flight (``system_metrics.concurrent_requests``);
-- handshake sessions (+1 after ``initialize``, -1 when the session ends).
+- handshake sessions (+1 after ``initialize``, -1 when the session ends);
+- on mcp 2.x, messages the transport rejects before any middleware, under ``_OTHER`` with their
+  JSON-RPC code (see :mod:`otel_perf._integrations.mcp_v2_transports`).
 
 Importing this module does not change the SDK: without ``mcp`` it raises an ``ImportError``
 naming the extra, whose requirement (``mcp>=1,<3``) keeps whichever generation is installed.

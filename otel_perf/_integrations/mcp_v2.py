@@ -26,6 +26,13 @@ What is measured (the rules are :mod:`otel_perf._integrations.mcp_policy`'s):
   ``call_tool`` method (documented to raise ``ToolError`` / ``UnexpectedToolError`` with the
   original exception as ``__cause__``) to see it. Invalid arguments and unknown tools are client
   mistakes, not failures. An ``isError`` result with no exception seen is ``tool_error``;
+- messages the transport rejects before any middleware (stdio lines that are not a message,
+  requests of the other protocol era, the POSTs streamable HTTP answers itself): one request
+  each under ``_OTHER`` with its JSON-RPC code, through taps on the public ``Server.run()`` and
+  ``Server.streamable_http_app()`` (:mod:`otel_perf._integrations.mcp_v2_transports`); this
+  middleware claims every message it sees, so none is counted twice. An HTTP ``tools/call`` of
+  the 2026 era makes the SDK run ``tools/list`` through the chain for itself (to check
+  ``Mcp-Param-*`` headers): that call is not the client's and is not counted;
 - requests in flight (``system_metrics.concurrent_requests``);
 - handshake sessions (``mode="legacy"`` clients, 1.x clients, stateful HTTP) while they are
   open, and ``mcp.server.session.duration`` when each ends. Clients of the 2026-07-28 era have
@@ -56,6 +63,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
 from otel_perf import _semconv as n
 from otel_perf._configure import active_recorder
 from otel_perf._integrations import mcp_policy as policy
+from otel_perf._integrations import mcp_v2_transports as transports
+from otel_perf._integrations.rejected import claim
 from otel_perf._log import logger, warn_once
 
 __all__ = ["OtelPerfServerMiddleware", "instrument"]
@@ -116,6 +125,9 @@ class OtelPerfServerMiddleware:
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
+        if ctx.request is not None and _sdk_internal(ctx):
+            return await call_next(ctx)
+        claim(ctx.request_id)  # this message is counted here, not by a transport tap
         recorder = active_recorder()
         if recorder is None:
             return await call_next(ctx)
@@ -220,6 +232,22 @@ class OtelPerfServerMiddleware:
         hook = session_close_hook(ctx.session)
         if hook is not None:
             self._sessions.opened(recorder, hook[0], hook[1], transport)
+
+
+def _sdk_internal(ctx: ServerRequestContext[Any, Any]) -> bool:
+    """Whether this is the SDK calling a handler for itself, not a client's message.
+
+    A 2026-era HTTP ``tools/call`` with ``Mcp-Param-*`` headers, on a server without a
+    ``get_tool_input_schema`` hook, makes the SDK run the server's ``tools/list`` through the
+    middleware chain, with the POST's context, to find the tool's schema. Every 2026-era POST
+    carries the ``Mcp-Method`` header, which the SDK has checked equals the message's method,
+    so a method that differs from it is such an internal call.
+    """
+    try:
+        method = ctx.request.headers.get("mcp-method")  # type: ignore[union-attr]
+    except Exception:  # a request object of another shape: a client's message
+        return False
+    return method is not None and method != ctx.method
 
 
 #: Where a session's end is reached, for mcp 2.x and 1.x alike: see the policy.
@@ -341,6 +369,14 @@ def instrument(server: Any) -> Any:
         middleware = OtelPerfServerMiddleware(
             lookup=_tool_lookup(server), list_tools=_handler_listing(server)
         )
+    # Messages the transports reject before any middleware: taps on the low-level server.
+    lowlevel = (
+        server
+        if isinstance(server, Server)
+        else transports.lowlevel_server(server, "_lowlevel_server", "this MCPServer")
+    )
+    if lowlevel is not None:
+        transports.instrument_lowlevel(lowlevel)
     ours = [entry for entry in chain if isinstance(entry, OtelPerfServerMiddleware)]
     if ours:
         # Already instrumented: make sure it is still first (middleware added since goes after).
