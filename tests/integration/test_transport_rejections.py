@@ -51,7 +51,8 @@ MODERN = "2026-07-28"
 WAIT_S = 15.0
 
 
-def rpc(id_: int, method: str, params: dict[str, Any] | None = None) -> bytes:
+def rpc(id_: int, method: str, params: object = None) -> bytes:
+    """A request's bytes; ``params`` may be any JSON value (the tests send wrong ones too)."""
     message: dict[str, Any] = {"jsonrpc": "2.0", "id": id_, "method": method}
     if params is not None:
         message["params"] = params
@@ -180,7 +181,7 @@ def http_cases(
         ("not JSON", b"{not json", legacy, 400, -32700, True),
         ("no method", b'{"jsonrpc": "2.0", "id": 5}', legacy, 400, -32602, True),
         ("a batch", b'[{"jsonrpc": "2.0", "id": 6, "method": "ping"}]', legacy, 400, -32602, True),
-        ("params not an object", rpc(7, "tools/list", "x"), legacy, 400, -32602, True),  # type: ignore[arg-type]
+        ("params not an object", rpc(7, "tools/list", "x"), legacy, 400, -32602, True),
         # the SDK hands these to the middleware: counted there, once
         ("unknown method", rpc(8, "nope/x"), legacy, 200, -32601, True),
         (
@@ -379,7 +380,7 @@ def test_stdio_rejections_are_requests(kind: str, era: str, tmp_path: Path) -> N
             (b"{not json", "-32700"),
             (b'{"jsonrpc": "2.0", "id": 5}', "-32600"),
             (b'[{"jsonrpc": "2.0", "id": 6, "method": "ping"}]', "-32600"),
-            (rpc(7, "tools/list", "x"), "-32600"),  # type: ignore[arg-type]
+            (rpc(7, "tools/list", "x"), "-32600"),
         ]
         for line, _code in unreadable:
             child.send(line)
@@ -431,3 +432,37 @@ def test_an_app_built_before_instrument_is_tapped_too() -> None:
         status, answer = RawHttp(base).post(b"{not json", {"MCP-Protocol-Version": LEGACY})
     assert (status, answer_code(answer)) == (400, -32700)
     assert other_codes(sdk_points(metrics)) == {"-32700": 1}
+
+
+def test_sse_posts_the_transport_cannot_read_are_requests() -> None:
+    """The SSE transport also runs ``Server.run()``: what it cannot read (it answers a plain-text
+    400 and passes the error on to the stream) is counted by the same tap as stdio's."""
+    metrics = otel_perf.configure(json_enabled=False)
+    server = apps.build("mcpserver")
+    harness.instrument("mcpserver", server)
+    with harness.uvicorn_server(server.sse_app()) as base:
+        host, port = base.removeprefix("http://").split(":")
+        stream = http.client.HTTPConnection(host, int(port), timeout=WAIT_S)
+        try:
+            stream.request("GET", "/sse", headers={"Accept": "text/event-stream"})
+            events = stream.getresponse()
+            line = b""
+            while b"session_id=" not in line:
+                line = events.fp.readline()
+            endpoint = line.decode().split("data: ", 1)[1].strip()
+            for body in (b"{not json", b'{"jsonrpc": "2.0", "id": 5}'):
+                post = http.client.HTTPConnection(host, int(port), timeout=WAIT_S)
+                post.request(
+                    "POST", endpoint, body=body, headers={"Content-Type": "application/json"}
+                )
+                answer = post.getresponse()
+                assert (answer.status, answer.read()) == (400, b"Could not parse message")
+                post.close()
+            deadline = time.monotonic() + WAIT_S
+            while (
+                sum(other_codes(sdk_points(metrics)).values()) < 2 and time.monotonic() < deadline
+            ):
+                time.sleep(0.02)
+        finally:
+            stream.close()
+    assert other_codes(sdk_points(metrics)) == {"-32700": 1, "-32600": 1}
