@@ -66,8 +66,9 @@ _API = (
     "track_session",
     "track_tool",
 )
+_API_MODULE = "otel_perf._api"
 _SOURCES: dict[str, str] = {
-    **dict.fromkeys(_API, "otel_perf._api"),
+    **dict.fromkeys(_API, _API_MODULE),
     "PerformanceMetricsCollector": "otel_perf._compat",
     "get_collector": "otel_perf._compat",
     "configure": "otel_perf._configure",
@@ -78,13 +79,41 @@ _SOURCES: dict[str, str] = {
 }
 
 
+#: Record calls that return nothing, so they can be made later (see ``__getattr__``).
+_DEFERRABLE = frozenset(name for name in _API if name.startswith(("record_", "set_")))
+#: Calls made by a signal handler while their module was half imported, in order.
+_EARLY: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+
 def __getattr__(name: str) -> Any:
     source = _SOURCES.get(name)
     if source is None:
         raise AttributeError(f"module 'otel_perf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(source), name)
+    module = importlib.import_module(source)
+    try:
+        value = getattr(module, name)
+    except AttributeError:
+        # ``source`` is half imported: a signal handler interrupted its import on this thread
+        # (the thread cannot wait for itself). A record call is kept and made as soon as the
+        # import is done; anything else is an error the caller can read.
+        if name not in _DEFERRABLE:
+            raise AttributeError(
+                f"otel_perf.{name} was used while {source} was being imported on the same "
+                "thread (from a signal handler?); use it after the first import completes"
+            ) from None
+        return _later(name)
     globals()[name] = value
+    while _EARLY and source == _API_MODULE:  # the interrupted import is done: make them now
+        early, args, kwargs = _EARLY.pop(0)
+        getattr(module, early)(*args, **kwargs)
     return value
+
+
+def _later(name: str) -> Any:
+    def call_later(*args: Any, **kwargs: Any) -> None:
+        _EARLY.append((name, args, kwargs))
+
+    return call_later
 
 
 def __dir__() -> list[str]:

@@ -149,3 +149,51 @@ def test_forty_forks_inside_track_tool_beside_busy_threads_never_hang() -> None:
     assert result["hung"] == 0
     assert result["failed"] == 0
     print("\n[reliability] forks: 40 forks inside track_tool beside 2 busy threads: 0 hung")
+
+
+SIGNAL_DURING_FIRST_IMPORT = """
+import importlib.abc, importlib.util, json, os, signal, sys
+import otel_perf
+
+class SignalWhileLoading(importlib.abc.MetaPathFinder):
+    '''Sends a signal to this process as otel_perf._api starts executing: deterministically,
+    the handler runs while the module is half made (what a real signal does by chance).'''
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "otel_perf._api":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        real_exec = spec.loader.exec_module
+
+        def exec_module(module):
+            os.kill(os.getpid(), signal.SIGUSR1)  # handled before the module's first line
+            real_exec(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+handled = []
+
+def handler(signum, frame):
+    otel_perf.record_tool_call("from-handler", True, 1.0)
+    otel_perf.record_cache_hit("c")
+    handled.append(signum)
+
+signal.signal(signal.SIGUSR1, handler)
+sys.meta_path.insert(0, SignalWhileLoading())
+otel_perf.record_tool_call("main", True, 1.0)  # the first use imports otel_perf._api
+document = otel_perf.get_all_metrics()
+print(json.dumps({
+    "handled": len(handled),
+    "tools": {k: v["total_calls"] for k, v in document["tool_metrics"].items()},
+    "hits": document["cache_metrics"].get("c", {}).get("hits", 0),
+}))
+"""
+
+
+def test_a_signal_handler_recording_during_the_first_import_loses_nothing() -> None:
+    result = _run(SIGNAL_DURING_FIRST_IMPORT)
+    assert result["handled"] == 1
+    assert result["tools"] == {"from-handler": 1, "main": 1}
+    assert result["hits"] == 1
