@@ -30,7 +30,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 from opentelemetry.context import get_current
@@ -44,6 +45,8 @@ SOFT_LIMIT: Final = 1024
 HARD_LIMIT: Final = 16_384
 #: Measurements the drainer replays between two yields of the GIL (about 0.5 ms of work).
 _BATCH: Final = 64
+#: How long a replay waits for another one to finish before it goes ahead anyway.
+_REPLAY_WAIT_S: Final = 2.0
 #: How long a retiring queue waits for its drainer thread to end.
 _JOIN_S: Final = 2.0
 
@@ -59,6 +62,7 @@ class MeasurementQueue:
         self._sinks: list[Deferred] = []
         self._wake = threading.Event()
         self._start_lock = threading.Lock()
+        self._replay_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -74,18 +78,34 @@ class MeasurementQueue:
         this thread holds one of the SDK's locks is refused instead of waiting on itself.
         """
         items = self.items
-        count = len(items) if limit is None else min(len(items), limit)
-        if not count:
+        if not items:
             return 0
         local = state
         was_busy = local.busy
         if not was_busy:
             local.busy = True
         try:
-            return _replay(items, count)
+            # One replay at a time: a collection's flush waits for the drainer's batch (at most
+            # _BATCH measurements), so a measurement taken off the queue before the collection
+            # began is in the SDK before the collection reads it, not in the next one.
+            with self._one_replay():
+                count = len(items) if limit is None else min(len(items), limit)
+                return _replay(items, count) if count else 0
         finally:
             if not was_busy:
                 local.busy = False
+
+    @contextmanager
+    def _one_replay(self) -> Iterator[None]:
+        # Waits at most _REPLAY_WAIT_S: the holder may be this very thread, interrupted by a
+        # signal whose final export runs on a helper thread; then the replay goes ahead anyway
+        # (each measurement is still taken once).
+        acquired = self._replay_lock.acquire(timeout=_REPLAY_WAIT_S)
+        try:
+            yield
+        finally:
+            if acquired:
+                self._replay_lock.release()
 
     def crowded(self) -> None:
         """Called by a record call that found :data:`SOFT_LIMIT` or more waiting."""
@@ -125,9 +145,10 @@ class MeasurementQueue:
         self._replace_items(_ReplayAtOnce())
         self._closed = True
         self._wake.set()
-        count = len(waiting)
-        if count:
-            _replay(waiting, count)
+        with self._one_replay():
+            count = len(waiting)
+            if count:
+                _replay(waiting, count)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(_JOIN_S)  # it ends after its current batch
@@ -138,6 +159,7 @@ class MeasurementQueue:
         self._replace_items(deque())
         self._wake = threading.Event()
         self._start_lock = threading.Lock()
+        self._replay_lock = threading.Lock()  # a fork may have left it held
         self._thread = None
         return count
 
