@@ -383,8 +383,14 @@ def run_demo(plan: LoadPlan, port: int, serve: bool, out: TextIO = sys.stdout) -
         source = "in this process" if metrics.url is None else f"{metrics.url}/metrics"
         print_summary(otel_perf.get_all_metrics(), source, out)
         if serve and plan.bounded and not interrupted and metrics.url is not None:
-            print(f"\nstill serving on {metrics.url}/metrics; Ctrl-C to stop", file=out, flush=True)
+            # Ctrl-C is expected from the moment the line is out: the reader may act on it
+            # before this thread runs its next bytecode.
             with contextlib.suppress(KeyboardInterrupt):
+                print(
+                    f"\nstill serving on {metrics.url}/metrics; Ctrl-C to stop",
+                    file=out,
+                    flush=True,
+                )
                 while True:
                     time.sleep(3600)
     otel_perf.shutdown()
