@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from itertools import accumulate
 from operator import add, sub
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from otel_perf._semconv import EXPONENTIAL_MAX_SIZE
 
@@ -27,7 +26,6 @@ if TYPE_CHECKING:  # an annotation only: this module is pure Python, cheap to im
     from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint
 
 
-@dataclass(frozen=True)
 class Hist:
     """An immutable positive-range exponential histogram.
 
@@ -35,17 +33,74 @@ class Hist:
     empty buckets are trimmed. ``exact_bounds`` says whether ``min``/``max`` are the true
     extremes of the values counted (true for a lifetime histogram, false for a difference of
     two, whose extremes are only known to bucket precision).
+
+    A value (equal when every field is equal), written out rather than a frozen dataclass: a
+    busy snapshot makes several per changed series, and a frozen dataclass takes twice as long
+    to construct (it sets each field through ``object.__setattr__``) and costs a stdio server
+    more to import. Nothing assigns a field after construction (``Final``, checked by mypy).
     """
 
-    scale: int
-    zero_count: int
-    offset: int
-    counts: tuple[int, ...]
-    count: int
-    sum: float
-    min: float
-    max: float
-    exact_bounds: bool = True
+    __slots__ = (
+        "count",
+        "counts",
+        "exact_bounds",
+        "max",
+        "min",
+        "offset",
+        "scale",
+        "sum",
+        "zero_count",
+    )
+
+    def __init__(
+        self,
+        scale: int,
+        zero_count: int,
+        offset: int,
+        counts: tuple[int, ...],
+        count: int,
+        sum: float,
+        min: float,
+        max: float,
+        exact_bounds: bool = True,
+    ) -> None:
+        self.scale: Final = scale
+        self.zero_count: Final = zero_count
+        self.offset: Final = offset
+        self.counts: Final = counts
+        self.count: Final = count
+        self.sum: Final = sum
+        self.min: Final = min
+        self.max: Final = max
+        self.exact_bounds: Final = exact_bounds
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.scale,
+            self.zero_count,
+            self.offset,
+            self.counts,
+            self.count,
+            self.sum,
+            self.min,
+            self.max,
+            self.exact_bounds,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hist):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Hist(scale={self.scale!r}, zero_count={self.zero_count!r}, offset={self.offset!r}, "
+            f"counts={self.counts!r}, count={self.count!r}, sum={self.sum!r}, min={self.min!r}, "
+            f"max={self.max!r}, exact_bounds={self.exact_bounds!r})"
+        )
 
 
 EMPTY = Hist(
@@ -53,20 +108,39 @@ EMPTY = Hist(
 )
 
 
-def from_point(point: ExponentialHistogramDataPoint) -> Hist:
-    """Convert an SDK data point, dropping the zero padding the SDK adds to its buckets."""
+def from_point(point: ExponentialHistogramDataPoint, previous: Hist | None = None) -> Hist:
+    """Convert an SDK data point, dropping the zero padding the SDK adds to its buckets.
+
+    ``previous``: the series' buckets from an earlier collection, when known. A cumulative
+    series' buckets only fill up while its scale stays, so the last one it used then is
+    usually still its last or close to it: the padding is then found by looking only past it
+    (a busy snapshot converts every changed series). The hint is checked, never trusted: with
+    any ``previous`` the result is the same.
+    """
     if point.count == 0:
         return EMPTY
-    offset, counts = _trimmed(point.positive.offset, point.positive.bucket_counts)
+    positive = point.positive
+    offset, counts = positive.offset, positive.bucket_counts
+    end = -1
+    if previous is not None and previous.scale == point.scale and previous.counts:
+        known = previous.offset + len(previous.counts) - offset
+        if 0 < known <= len(counts) and counts[known - 1]:
+            # Past a used bucket: the used range ends at ``known`` unless something lies beyond.
+            end = _end_of_nonzero(counts, known) if any(counts[known:]) else known
+    if end < 0:
+        offset, kept = _trimmed(offset, counts)
+    else:
+        first = _first_nonzero(counts)
+        offset, kept = offset + first, tuple(counts[first:end])
     return Hist(
-        scale=point.scale,
-        zero_count=point.zero_count,
-        offset=offset,
-        counts=counts,
-        count=point.count,
-        sum=float(point.sum),
-        min=float(point.min),
-        max=float(point.max),
+        point.scale,
+        point.zero_count,
+        offset,
+        kept,
+        point.count,
+        float(point.sum),
+        float(point.min),
+        float(point.max),
     )
 
 
@@ -177,12 +251,30 @@ def _common_scale(parts: Sequence[Hist]) -> int:
     """
     # A merge keeps at least the default series size's span (EXPONENTIAL_MAX_SIZE), or the
     # longest part's span when series were configured with more (METRICS_HISTOGRAM_BUCKETS).
-    limit = max(EXPONENTIAL_MAX_SIZE, *(len(h.counts) for h in parts))
-    scale = min(h.scale for h in parts)
-    spans = [(h.scale, h.offset, h.offset + len(h.counts) - 1) for h in parts if h.counts]
+    # Plain loops and comparisons, not generator expressions or min()/max() calls: a merge has
+    # a handful of parts, a busy snapshot merges every changed tool, and those calls made
+    # merging cost twice as much.
+    limit = EXPONENTIAL_MAX_SIZE
+    scale = parts[0].scale
+    spans: list[tuple[int, int, int]] = []
+    for hist in parts:
+        size = len(hist.counts)
+        if size > limit:  # noqa: PLR1730 - see above: a comparison is cheaper than max()
+            limit = size
+        if hist.scale < scale:  # noqa: PLR1730
+            scale = hist.scale
+        if size:
+            spans.append((hist.scale, hist.offset, hist.offset + size - 1))
     while spans:
-        low = min(first >> (own - scale) for own, first, _ in spans)
-        high = max(last >> (own - scale) for own, _, last in spans)
+        own, first, last = spans[0]
+        low = first >> (own - scale)
+        high = last >> (own - scale)
+        for own, first, last in spans:
+            shift = own - scale
+            if first >> shift < low:  # noqa: PLR1730
+                low = first >> shift
+            if last >> shift > high:  # noqa: PLR1730
+                high = last >> shift
         if high - low < limit:
             break
         scale -= 1
@@ -216,7 +308,17 @@ def merge(hists: Iterable[Hist], reuse: RescaleCache | None = None) -> Hist:
         return parts[0]
     scale = _common_scale(parts)
     pieces: list[tuple[int, Sequence[int]]] = []
+    zero_count = count = 0
+    low_value, high_value = parts[0].min, parts[0].max  # as min() and max() of them all start
+    exact_bounds = True
     for hist in parts:
+        zero_count += hist.zero_count
+        count += hist.count
+        if hist.min < low_value:  # noqa: PLR1730 - as in _common_scale
+            low_value = hist.min
+        if hist.max > high_value:  # noqa: PLR1730
+            high_value = hist.max
+        exact_bounds = exact_bounds and hist.exact_bounds
         if not hist.counts:
             continue
         if hist.scale == scale:
@@ -229,27 +331,44 @@ def merge(hists: Iterable[Hist], reuse: RescaleCache | None = None) -> Hist:
             if reuse is not None:
                 reuse[key] = entry
         pieces.append((entry[1], entry[2]))
-    if pieces:
-        low = min(offset for offset, _ in pieces)
-        acc = [0] * (max(start + len(counts) for start, counts in pieces) - low)
-        for first, counts in pieces:
-            start = first - low
-            end = start + len(counts)
-            acc[start:end] = map(add, acc[start:end], counts)
-        offset, trimmed = _trimmed(low, acc)
-    else:
-        offset, trimmed = 0, ()
+    offset, counts = _summed(pieces) if pieces else (0, ())
     return Hist(
-        scale=scale,
-        zero_count=sum(h.zero_count for h in parts),
-        offset=offset,
-        counts=trimmed,
-        count=sum(h.count for h in parts),
-        sum=math.fsum(h.sum for h in parts),
-        min=min(h.min for h in parts),
-        max=max(h.max for h in parts),
-        exact_bounds=all(h.exact_bounds for h in parts),
+        scale,
+        zero_count,
+        offset,
+        counts,
+        count,
+        math.fsum([h.sum for h in parts]),
+        low_value,
+        high_value,
+        exact_bounds,
     )
+
+
+def _summed(pieces: Sequence[tuple[int, Sequence[int]]]) -> tuple[int, tuple[int, ...]]:
+    """The bucket-wise sum of ``(offset, counts)`` pieces at one scale, trimmed."""
+    # The longest piece is copied into place and the others added to it: adding into zeros
+    # would cost one more C-level pass over the widest part of the range.
+    base_index = 0
+    base_first, base = pieces[0]
+    low, high = base_first, base_first + len(base)
+    for index, (first, counts) in enumerate(pieces):
+        if len(counts) > len(base):
+            base_index, base_first, base = index, first, counts
+        if first < low:  # noqa: PLR1730 - as in _common_scale
+            low = first
+        if first + len(counts) > high:  # noqa: PLR1730
+            high = first + len(counts)
+    acc = [0] * (base_first - low)
+    acc += base
+    acc += [0] * (high - base_first - len(base))
+    for index, (first, counts) in enumerate(pieces):
+        if index == base_index:
+            continue
+        start = first - low
+        end = start + len(counts)
+        acc[start:end] = map(add, acc[start:end], counts)
+    return _trimmed(low, acc)
 
 
 def subtract(newer: Hist, older: Hist) -> Hist:
@@ -308,29 +427,17 @@ def lower_bound(index: int, scale: int) -> float:
 def quantiles(hist: Hist, qs: Sequence[float]) -> list[float]:
     """Estimate the ``qs`` quantiles (each in [0, 1]) of ``hist``.
 
-    One cumulative pass over the buckets, then a binary search per rank needed.
+    One cumulative pass over the buckets, then a binary search per quantile: the next rank,
+    needed to interpolate, is usually in the same bucket. The estimate at a rank is written out
+    in the loop, with comparisons for the clamping, rather than a helper function with
+    ``min``/``max`` calls: a busy snapshot estimates three quantiles for every changed tool, and
+    those calls were most of the time it took.
     """
     n = hist.count
     if n == 0:
         return [0.0 for _ in qs]
-    value_at = _rank_values(hist)
-    out = []
-    for q in qs:
-        # The value at fractional rank h of the sorted sample, interpolated between neighbours.
-        h = min(max(q, 0.0), 1.0) * (n - 1)
-        low = int(h)
-        frac = h - low
-        value = value_at(low)
-        if frac > 0.0:
-            value += frac * (value_at(low + 1) - value)
-        out.append(value)
-    return out
-
-
-def _rank_values(hist: Hist) -> Callable[[int], float]:
-    """A function giving the estimated value of the sorted sample at a (0-based) rank."""
     lo, hi = hist.min, hist.max
-    last_rank = hist.count - 1
+    last_rank = n - 1
     zero_count = hist.zero_count
     counts = hist.counts
     offset = hist.offset
@@ -339,25 +446,40 @@ def _rank_values(hist: Hist) -> Callable[[int], float]:
     bucketed = cumulative[-1] if cumulative else 0
     step = math.ldexp(1.0, -hist.scale)  # log2 width of one bucket
     exact = hist.exact_bounds
-
-    def value_at(rank: int) -> float:
-        if exact:
-            # The true extremes are known: the last rank (checked first, for a single value)
-            # is the maximum and rank 0 the minimum.
-            if rank == last_rank:
-                return hi
-            if rank == 0:
-                return lo
-        if rank < zero_count:
-            return 0.0  # exact zeros come first
-        position_in_buckets = rank - zero_count
-        if position_in_buckets >= bucketed:
-            # Ranks past the buckets (only if counts disagree with ``count``) take the maximum.
-            return hi if hi >= lo else 0.0
-        k = bisect_right(cumulative, position_in_buckets)
-        before = cumulative[k - 1] if k else 0
-        position = (position_in_buckets - before + 0.5) / counts[k]
-        estimate: float = 2.0 ** ((offset + k + position) * step)
-        return min(max(estimate, lo), hi)
-
-    return value_at
+    out = []
+    for q in qs:
+        # The value at fractional rank h of the sorted sample, interpolated between neighbours.
+        h = (q if 0.0 <= q <= 1.0 else min(max(q, 0.0), 1.0)) * (n - 1)
+        low = int(h)
+        frac = h - low
+        value = 0.0
+        k = -1  # the bucket of the previous rank, if it was a bucket's
+        for rank in (low, low + 1) if frac > 0.0 else (low,):
+            # The estimated value of the sorted sample at ``rank`` (0-based).
+            if exact and rank == last_rank:
+                estimate = hi  # the true extremes are known (checked first, for one value)
+            elif exact and rank == 0:
+                estimate = lo
+            elif rank < zero_count:
+                estimate = 0.0  # exact zeros come first
+            elif rank - zero_count >= bucketed:
+                # Ranks past the buckets (only if counts disagree with ``count``): the maximum.
+                estimate = hi if hi >= lo else 0.0
+            else:
+                position_in_buckets = rank - zero_count
+                if k < 0 or position_in_buckets >= cumulative[k]:
+                    k = bisect_right(cumulative, position_in_buckets)
+                before = cumulative[k - 1] if k else 0
+                position = (position_in_buckets - before + 0.5) / counts[k]
+                estimate = 2.0 ** ((offset + k + position) * step)
+                # min(max(estimate, lo), hi), as comparisons
+                if lo > estimate:  # noqa: PLR1730 - see the docstring
+                    estimate = lo
+                if hi < estimate:  # noqa: PLR1730
+                    estimate = hi
+            if rank == low:
+                value = estimate
+            else:
+                value += frac * (estimate - value)
+        out.append(value)
+    return out
