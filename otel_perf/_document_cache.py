@@ -7,7 +7,7 @@ polling an idle server costs little more than the SDK's own collect.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from operator import is_
 from typing import Any, TypeVar
 
@@ -18,6 +18,9 @@ from otel_perf._exphist import Hist, Rescaled, from_point, merge
 from otel_perf._latency import latency_fields
 
 _L = TypeVar("_L")  # what a handler derives from a series' attributes
+
+#: One data point as extraction uses it: count, buckets, sum and the labels of its attributes.
+SeriesPoint = tuple[int, Hist, float, _L]
 
 
 class _Rescales:
@@ -55,8 +58,9 @@ class DocumentCache:
     """
 
     def __init__(self) -> None:
-        self._points: dict[int, tuple[object, int, float, Hist, Any]] = {}
-        self._points_next: dict[int, tuple[object, int, float, Hist, Any]] = {}
+        # id(attributes) -> (attributes, sum, (count, buckets, float sum, labels))
+        self._points: dict[int, tuple[object, float, SeriesPoint[Any]]] = {}
+        self._points_next: dict[int, tuple[object, float, SeriesPoint[Any]]] = {}
         self._merged: dict[Hashable, tuple[tuple[Hist, ...], Hist]] = {}
         self._merged_next: dict[Hashable, tuple[tuple[Hist, ...], Hist]] = {}
         self._latency: dict[Hashable, tuple[Hist, dict[str, float]]] = {}
@@ -73,23 +77,42 @@ class DocumentCache:
     def series(
         self, point: ExponentialHistogramDataPoint, classify: Callable[[Attributes], _L]
     ) -> tuple[Hist, _L]:
-        """The point's buckets and ``classify(point.attributes)``, reused when unchanged.
+        """The point's buckets and ``classify(point.attributes)``, reused when unchanged."""
+        ((_count, hist, _sum, labels),) = self.series_points((point,), classify)
+        return hist, labels
+
+    def series_points(
+        self,
+        points: Iterable[ExponentialHistogramDataPoint],
+        classify: Callable[[Attributes], _L],
+    ) -> list[SeriesPoint[_L]]:
+        """``(count, buckets, sum, classify(attributes))`` of each point, reused when unchanged.
 
         A series' attributes never change, so neither does what ``classify`` derives from them
         (each metric's handler passes its own ``classify``, and attributes belong to one metric).
+        One call per metric, not per point: an unchanged series then costs a dictionary lookup
+        and a comparison, and a changed one the bucket conversion.
         """
-        attributes = point.attributes
-        if not attributes:
-            return from_point(point), classify(attributes)  # no identity to key on
-        key = id(attributes)
-        entry = self._points.get(key)
-        if entry is None or entry[0] is not attributes:
-            entry = (attributes, point.count, point.sum, from_point(point), classify(attributes))
-        elif entry[1] != point.count or entry[2] != point.sum:
-            entry = (attributes, point.count, point.sum, from_point(point), entry[4])
-        self._points_next[key] = entry
-        labels: _L = entry[4]
-        return entry[3], labels
+        previous, kept = self._points, self._points_next
+        out: list[SeriesPoint[_L]] = []
+        for point in points:
+            attributes = point.attributes
+            count, total = point.count, point.sum
+            if not attributes:  # no identity to key on
+                out.append((count, from_point(point), float(total), classify(attributes)))
+                continue
+            key = id(attributes)
+            entry = previous.get(key)
+            if entry is None or entry[0] is not attributes:
+                result = (count, from_point(point), float(total), classify(attributes))
+                entry = (attributes, total, result)
+            elif entry[2][0] != count or entry[1] != total:
+                # Changed: converted again, the last buckets telling where its padding starts.
+                result = (count, from_point(point, entry[2][1]), float(total), entry[2][3])
+                entry = (attributes, total, result)
+            kept[key] = entry
+            out.append(entry[2])
+        return out
 
     def merged(self, key: Hashable, parts: Sequence[Hist]) -> Hist:
         entry = self._merged.get(key)

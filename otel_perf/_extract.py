@@ -9,9 +9,9 @@ converted buckets.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from opentelemetry.sdk.metrics.export import (
     ExponentialHistogramDataPoint,
@@ -115,16 +115,26 @@ def _error_type(attributes: Attributes) -> str | None:
     return None if value is None else str(value)
 
 
+def _series_points(
+    points: Sequence[object], cache: DocumentCache | None, classify: Callable[[Attributes], _L]
+) -> Iterable[tuple[int, Hist | None, float, _L]]:
+    """Count, buckets (exponential points only), sum and ``classify(attributes)`` of each point.
+
+    One metric's points are all of one kind: with a cache, exponential ones go through it in
+    one call (an unchanged series then costs a lookup, not a conversion).
+    """
+    if cache is not None and points and isinstance(points[0], ExponentialHistogramDataPoint):
+        return cache.series_points(
+            cast("Sequence[ExponentialHistogramDataPoint]", points), classify
+        )
+    return [_series_point(point, classify) for point in points]
+
+
 def _series_point(
-    point: object, cache: DocumentCache | None, classify: Callable[[Attributes], _L]
+    point: object, classify: Callable[[Attributes], _L]
 ) -> tuple[int, Hist | None, float, _L]:
-    """Count, buckets (exponential points only), sum and ``classify(attributes)`` of a point."""
     if isinstance(point, ExponentialHistogramDataPoint):
-        if cache is not None:
-            hist, labels = cache.series(point, classify)
-        else:
-            hist, labels = from_point(point), classify(point.attributes)
-        return point.count, hist, float(point.sum), labels
+        return point.count, from_point(point), float(point.sum), classify(point.attributes)
     labels = classify(getattr(point, "attributes", None))
     if isinstance(point, HistogramDataPoint):
         return point.count, None, float(point.sum), labels
@@ -147,8 +157,7 @@ def extract(data: MetricsData | None, cache: DocumentCache | None = None) -> Ext
                 handler = _HANDLERS.get(metric.name)
                 if handler is None:
                     continue
-                for point in metric.data.data_points:
-                    handler(out, point)
+                handler(out, metric.data.data_points)
     return out
 
 
@@ -168,16 +177,17 @@ def _tool_labels(attributes: Attributes) -> tuple[str, str | None, bool] | None:
     return _label(attributes, n.GEN_AI_TOOL_NAME, n.UNKNOWN), error_type, client_error
 
 
-def _on_mcp_duration(out: Extracted, point: object) -> None:
-    count, hist, total_sum, labels = _series_point(point, out.cache, _tool_labels)
-    out.total_requests += count
-    if labels is None:
-        return
-    tool, error_type, client_error = labels
-    totals = out.tools.get(tool)
-    if totals is None:
-        totals = out.tools[tool] = SeriesTotals()
-    totals.add(count, error_type, hist, total_sum, client_error)
+def _on_mcp_duration(out: Extracted, points: Sequence[object]) -> None:
+    tools = out.tools
+    for count, hist, total_sum, labels in _series_points(points, out.cache, _tool_labels):
+        out.total_requests += count
+        if labels is None:
+            continue
+        tool, error_type, client_error = labels
+        totals = tools.get(tool)
+        if totals is None:
+            totals = tools[tool] = SeriesTotals()
+        totals.add(count, error_type, hist, total_sum, client_error)
 
 
 def _provider_labels(attributes: Attributes) -> tuple[str, str, str | None]:
@@ -189,11 +199,11 @@ def _provider_labels(attributes: Attributes) -> tuple[str, str, str | None]:
     )
 
 
-def _on_provider_duration(out: Extracted, point: object) -> None:
-    count, hist, total_sum, labels = _series_point(point, out.cache, _provider_labels)
-    provider, model, error_type = labels
-    for totals in _provider_and_model(out, provider, model):
-        totals.add(count, error_type, hist, total_sum)
+def _on_provider_duration(out: Extracted, points: Sequence[object]) -> None:
+    for count, hist, total_sum, labels in _series_points(points, out.cache, _provider_labels):
+        provider, model, error_type = labels
+        for totals in _provider_and_model(out, provider, model):
+            totals.add(count, error_type, hist, total_sum)
 
 
 def _on_token_usage(out: Extracted, point: object) -> None:
@@ -283,15 +293,28 @@ def _on_uptime(out: Extracted, point: object) -> None:
         out.uptime_seconds = max(out.uptime_seconds or 0.0, float(point.value))
 
 
-_HANDLERS = {
+def _per_point(
+    handle: Callable[[Extracted, object], None],
+) -> Callable[[Extracted, Sequence[object]], None]:
+    """A metric's handler from a handler of one of its points."""
+
+    def handle_points(out: Extracted, points: Sequence[object]) -> None:
+        for point in points:
+            handle(out, point)
+
+    return handle_points
+
+
+#: Each metric otel-perf reads, and the handler of its data points (one call per metric).
+_HANDLERS: dict[str, Callable[[Extracted, Sequence[object]], None]] = {
     n.MCP_SERVER_OPERATION_DURATION: _on_mcp_duration,
     n.GEN_AI_CLIENT_OPERATION_DURATION: _on_provider_duration,
-    n.GEN_AI_CLIENT_TOKEN_USAGE: _on_token_usage,
-    n.GEN_AI_CLIENT_COST: _on_cost,
-    n.CACHE_REQUESTS: _on_cache_requests,
-    n.CACHE_EVICTIONS: _on_cache_evictions,
-    n.CACHE_SIZE_REJECTIONS: _on_cache_rejections,
-    n.ACTIVE_SESSIONS: _on_active_sessions,
-    n.ACTIVE_REQUESTS: _on_active_requests,
-    n.PROCESS_UPTIME: _on_uptime,
+    n.GEN_AI_CLIENT_TOKEN_USAGE: _per_point(_on_token_usage),
+    n.GEN_AI_CLIENT_COST: _per_point(_on_cost),
+    n.CACHE_REQUESTS: _per_point(_on_cache_requests),
+    n.CACHE_EVICTIONS: _per_point(_on_cache_evictions),
+    n.CACHE_SIZE_REJECTIONS: _per_point(_on_cache_rejections),
+    n.ACTIVE_SESSIONS: _per_point(_on_active_sessions),
+    n.ACTIVE_REQUESTS: _per_point(_on_active_requests),
+    n.PROCESS_UPTIME: _per_point(_on_uptime),
 }
