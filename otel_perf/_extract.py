@@ -28,20 +28,37 @@ from otel_perf._exphist import Hist, from_point, merge
 _L = TypeVar("_L")  # what a handler derives from a series' attributes
 
 
-@dataclass
 class SeriesTotals:
-    """Lifetime totals of one tool, provider or model, and its cumulative histogram parts."""
+    """Lifetime totals of one tool, provider or model, and its cumulative histogram parts.
 
-    total: int = 0
-    failed: int = 0
-    client_errors: int = 0
-    """Calls the client got wrong (status code, no ``error.type``): not success, not failure."""
-    error_types: dict[str, int] = field(default_factory=dict)
-    hist_parts: list[Hist] = field(default_factory=list)
-    sum_seconds: float = 0.0  # for series without exponential buckets
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float | None = None  # models only: None when nothing priced it
+    A slotted class rather than a dataclass with default factories: every snapshot makes one
+    per tool, provider and model, and that construction was a visible part of a busy one.
+    """
+
+    __slots__ = (
+        "client_errors",
+        "cost_usd",
+        "error_types",
+        "failed",
+        "hist_parts",
+        "input_tokens",
+        "output_tokens",
+        "sum_seconds",
+        "total",
+    )
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.failed = 0
+        #: Calls the client got wrong (status code, no ``error.type``): neither a success nor
+        #: a failure.
+        self.client_errors = 0
+        self.error_types: dict[str, int] = {}
+        self.hist_parts: list[Hist] = []
+        self.sum_seconds = 0.0  # for series without exponential buckets
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd: float | None = None  # models only: None when nothing priced it
 
     def add(
         self,
@@ -179,8 +196,9 @@ def _tool_labels(attributes: Attributes) -> tuple[str, str | None, bool] | None:
 
 def _on_mcp_duration(out: Extracted, points: Sequence[object]) -> None:
     tools = out.tools
+    requests = 0
     for count, hist, total_sum, labels in _series_points(points, out.cache, _tool_labels):
-        out.total_requests += count
+        requests += count
         if labels is None:
             continue
         tool, error_type, client_error = labels
@@ -188,6 +206,7 @@ def _on_mcp_duration(out: Extracted, points: Sequence[object]) -> None:
         if totals is None:
             totals = tools[tool] = SeriesTotals()
         totals.add(count, error_type, hist, total_sum, client_error)
+    out.total_requests += requests
 
 
 def _provider_labels(attributes: Attributes) -> tuple[str, str, str | None]:
