@@ -74,11 +74,15 @@ def other_server(runtime_dir: Path) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def test_a_running_endpoint_is_registered_and_unregistered(runtime_dir: Path) -> None:
+def test_a_running_endpoint_is_registered_and_unregistered(
+    runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "registered-service")
     metrics = otel_perf.configure(json_port=0)
     (entry,) = registry.live_endpoints(str(runtime_dir))
     assert entry.url == metrics.url
     assert entry.pid == os.getpid()
+    assert entry.service == "registered-service"  # the resource the numbers carry
     path = entry.path
     assert path.parent == runtime_dir / f"otel-perf-{os.getuid()}" / "endpoints"
     assert oct(path.stat().st_mode & 0o777) == oct(0o600)
