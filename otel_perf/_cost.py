@@ -36,9 +36,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from opentelemetry.metrics import CallbackOptions, Observation
 
@@ -63,8 +62,7 @@ def sum_start() -> Decimal:
     return Decimal(0)
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """A model's price as ``a + b * input + c * output`` per tier of the call's input tokens.
 
     ``starts[i]`` is the threshold of tier ``i + 1``: a call with more input tokens than it

@@ -37,8 +37,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from otel_perf._exphist import EMPTY, Hist, merge, quantiles, subtract
 from otel_perf._json import to_json_bytes
@@ -52,8 +51,7 @@ DEFAULT_INTERVAL_S: Final = 5.0
 """Seconds between two samples."""
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
     """One interval of history. Per-tool values are parallel arrays, for compactness."""
 
     timestamp: float  # unix seconds at the end of the interval
@@ -93,8 +91,7 @@ def _rate(count: int, seconds: float) -> float | None:
     return round(count / seconds, 3) if seconds > 0 else None
 
 
-@dataclass(frozen=True)
-class _ToolState:
+class _ToolState(NamedTuple):
     total: int
     failed: int
     hist: Hist

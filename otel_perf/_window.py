@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
 
 from otel_perf._exphist import EMPTY, Hist, subtract
 
 
-@dataclass
 class _SeriesWindow:
-    starts: list[Hist] = field(default_factory=list)  # ascending by count
-    last_count: int = -1
-    last_window: Hist = EMPTY
+    """One series' window starts (a slotted class: one per series, made at its first snapshot)."""
+
+    __slots__ = ("last_count", "last_window", "starts")
+
+    def __init__(self) -> None:
+        self.starts: list[Hist] = []  # ascending by count
+        self.last_count = -1
+        self.last_window = EMPTY
 
 
 class WindowTracker:

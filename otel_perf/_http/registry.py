@@ -21,14 +21,13 @@ import json
 import os
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from otel_perf._log import logger
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One registered endpoint."""
 
     url: str

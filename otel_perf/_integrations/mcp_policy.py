@@ -79,8 +79,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from otel_perf import _semconv as n
 from otel_perf._log import warn_once
@@ -178,8 +177,7 @@ _NOT_FOUND_NAMES: Final = frozenset({"NotFoundError", "DisabledError"})
 _MAX_DEPTH: Final = 32
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """How one request ended. ``Outcome()`` is a success."""
 
     error_type: str | None = None

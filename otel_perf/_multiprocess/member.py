@@ -7,7 +7,8 @@ its file in the group directory. The process that holds the port does the same o
 has company or a supervisor (so a lone process started any other way pays one directory
 listing a second), and merges: its own numbers collected at request time, the other processes'
 files, and the archive of ended ones. It also folds the files of ended processes into the
-archive now and then.
+archive now and then. The encoder, the decoder and the merging code load when first needed
+(with company or a supervisor), not at start-up.
 
 When a run's last process ends, the run's numbers are deleted, unless the run has a
 supervisor (:mod:`.supervisor`: uvicorn's reloader, a pre-fork master) that still runs: then
@@ -29,9 +30,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from opentelemetry.sdk.metrics.export import MetricsData, NumberDataPoint, ResourceMetrics
 from opentelemetry.sdk.resources import Resource
@@ -40,7 +40,6 @@ from otel_perf import _semconv as n
 from otel_perf._log import logger, warn_once
 from otel_perf._multiprocess import store
 from otel_perf._multiprocess.group import process_start_ticks
-from otel_perf._multiprocess.merge import Part, merge_parts
 from otel_perf._multiprocess.supervisor import Supervisor, current_supervisor
 
 #: How often each process hands its numbers over: the endpoint is at most this much behind.
@@ -59,8 +58,7 @@ def token_digest(token: str | None) -> str | None:
     return None if token is None else hashlib.sha256(token.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Seen:
+class Seen(NamedTuple):
     """Another process's file as last read."""
 
     pid: int
@@ -356,6 +354,8 @@ class Member:
             mine = own.resource_metrics[0].resource
             attributes = {k: v for k, v in mine.attributes.items() if k != _INSTANCE_ID}
             resource = Resource(attributes, mine.schema_url)
+        from otel_perf._multiprocess.merge import Part, merge_parts  # noqa: PLC0415 - only with company
+
         return merge_parts(
             [Part(own, True), Part(self._others_merged(seen, archive), True)], resource
         )
@@ -370,6 +370,8 @@ class Member:
         cached = self._others
         if cached is not None and cached[0] == key:
             return cached[1]
+        from otel_perf._multiprocess.merge import Part, merge_parts  # noqa: PLC0415 - only with company
+
         parts = [Part(archive, False), *(Part(s.data, s.live) for s in seen)]
         merged = merge_parts(parts)
         # The key holds ids: the objects stay alive in the decode cache while it is valid.
@@ -426,6 +428,8 @@ class Member:
             if not ended:
                 return
             names = tuple(s.name for s in ended)
+            from otel_perf._multiprocess.merge import Part, merge_parts  # noqa: PLC0415
+
             merged = merge_parts(
                 [Part(archive, False), *(Part(s.data, False) for s in ended)],
                 Resource({store.ABSORBED_ATTRIBUTE: names}),

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -44,8 +43,7 @@ from otel_perf._log import warn_once
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
 
 
-@dataclass(frozen=True)
-class Part:
+class Part(NamedTuple):
     """One process's data, and whether that process is still running."""
 
     data: MetricsData | None

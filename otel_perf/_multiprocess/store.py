@@ -28,9 +28,8 @@ import secrets
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from otel_perf._multiprocess.group import process_status
 from otel_perf._multiprocess.supervisor import Supervisor
@@ -52,8 +51,7 @@ ABSORBED_ATTRIBUTE: Final = "otel_perf.absorbed"
 LOCK_WAIT_S: Final = 2.0
 
 
-@dataclass(frozen=True)
-class ProcessFile:
+class ProcessFile(NamedTuple):
     name: str
     pid: int
     start: int  # the process's start time (clock ticks, Linux), 0 when unknown
@@ -198,8 +196,7 @@ def locked(directory: Path, *, shared: bool = False, wait_s: float = LOCK_WAIT_S
         os.close(fd)
 
 
-@dataclass(frozen=True)
-class Holder:
+class Holder(NamedTuple):
     pid: int
     start: int
     host: str

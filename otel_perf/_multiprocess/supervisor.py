@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from otel_perf._multiprocess.group import process_start_ticks
 
@@ -30,8 +29,7 @@ from otel_perf._multiprocess.group import process_start_ticks
 _PF_FORKNOEXEC: Final = 0x40
 
 
-@dataclass(frozen=True)
-class Supervisor:
+class Supervisor(NamedTuple):
     """A process by pid and start time (clock ticks since boot; ``0`` when unknown), so a
     reused pid is another process."""
 
