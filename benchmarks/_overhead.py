@@ -376,10 +376,10 @@ def _tool_call_targets(section: Section, s: Samples) -> None:
     section.notes.append(
         f"`with track_tool()` adds about {extra:,.0f} ns to the SDK record (median "
         "difference): creating the tracker, `__enter__`/`__exit__`, two clock reads, the "
-        "lock-free in-flight count and the series lookup — the least a Python context "
-        "manager that times a call can do. The SDK record itself (attribute validation, "
-        "attribute hashing, the exponential aggregation) is the floor; the profile below "
-        "shows where the time goes."
+        "lock-free in-flight count, the series lookup and queueing the measurement, plus "
+        "handing the queue to the SDK in batches inside the timed loop (what a collection "
+        "does). The SDK record itself (attribute validation, attribute hashing, the "
+        "exponential aggregation) is the floor; the profile below shows where the time goes."
     )
     for name in (TRACK, DECORATED):
         section.target(
