@@ -102,12 +102,38 @@ class StreamTap:
         self._pending.clear()
 
 
-class _TapReceive:
-    """The read stream ``run()`` is given: each item goes to the tap, then to the SDK."""
+class _Wrapped:
+    """What both tapped streams pass through to the real one: closing, ``async with``, and
+    any other attribute (``close()``, ``clone()``, ``statistics()``)."""
 
     def __init__(self, inner: Any, tap: StreamTap) -> None:
         self._inner = inner
         self._tap = tap
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> _Wrapped:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        await self.aclose()
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _TapReceive(_Wrapped):
+    """The read stream ``run()`` is given: each item goes to the tap, then to the SDK."""
+
+    def __init__(self, inner: Any, tap: StreamTap) -> None:
+        super().__init__(inner, tap)
         self._context: tuple[object, contextvars.Context | None] = (None, None)
 
     async def receive(self) -> Any:
@@ -138,53 +164,13 @@ class _TapReceive:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
-    async def __aenter__(self) -> _TapReceive:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> bool | None:
-        await self.aclose()
-        return None
-
-    def __getattr__(self, name: str) -> Any:  # close(), clone(), statistics() of the real one
-        return getattr(self._inner, name)
-
-
-class _TapSend:
+class _TapSend(_Wrapped):
     """The write stream ``run()`` is given: each answer goes to the tap, then to the client."""
-
-    def __init__(self, inner: Any, tap: StreamTap) -> None:
-        self._inner = inner
-        self._tap = tap
 
     async def send(self, item: Any) -> None:
         _guarded(functools.partial(self._tap.outbound, item))
         await self._inner.send(item)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> _TapSend:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> bool | None:
-        await self.aclose()
-        return None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 def _tapped(args: tuple[Any, ...], kwargs: dict[str, Any], tap: StreamTap) -> tuple[Any, ...]:
