@@ -67,8 +67,8 @@ class PullReader(MetricReader):
         super().__init__(**kwargs)
         self._lock = threading.Lock()
         self._received: MetricsData | None = None
-        #: Told when each collection begins and ends, so a record call that would create a
-        #: series meanwhile is deferred instead of waiting (see Recorder._record_new).
+        #: Its queue is handed to the SDK before each collection, outside the SDK's lock (the
+        #: recorder's observable callback does it again inside, for every other reader).
         self.recorder: Recorder | None = None
 
     def collect_data(self, timeout_millis: float = 10_000) -> MetricsData | None:
@@ -87,12 +87,8 @@ class PullReader(MetricReader):
                 self._received = None
                 recorder = self.recorder
                 if recorder is not None:
-                    recorder.begin_collection()
-                try:
-                    self.collect(timeout_millis=timeout_millis)
-                finally:
-                    if recorder is not None:
-                        recorder.end_collection()
+                    recorder.flush()
+                self.collect(timeout_millis=timeout_millis)
                 data, self._received = self._received, None
         return data
 

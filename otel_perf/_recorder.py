@@ -337,25 +337,9 @@ class Recorder:
 
     # --- the hand-off to the SDK -----------------------------------------------------------
 
-    def _record_new(self, instrument: Any, value: float, attrs: Attrs) -> bool:
-        """Record into a series that may be new to the SDK; ``True``: ``attrs`` may be cached.
-
-        Queued like every other record (see otel_perf._handoff), so creating a series never
-        waits for a collection that holds the instrument's lock.
-        """
-        _emit(instrument, value, attrs)
-        return True
-
     def flush(self) -> int:
         """Hand the SDK every queued measurement now; returns how many."""
         return self.queue.flush()
-
-    def begin_collection(self) -> None:
-        """Called by otel-perf's reader before each collection: the SDK gets the queue."""
-        self.queue.flush()
-
-    def end_collection(self) -> None:
-        """Called by otel-perf's reader after each collection."""
 
     def close(self) -> None:
         """This recorder is retired: the SDK gets what is queued, and later calls at once."""
@@ -378,11 +362,8 @@ class Recorder:
         attrs = {n.CACHE_NAME: name}
         if result is not None:
             attrs[n.CACHE_RESULT] = result
-        if (
-            self._record_new(instrument, amount, attrs)
-            and _cacheable(raw_name)
-            and name == raw_name
-        ):
+        instrument.add(amount, attrs)
+        if _cacheable(raw_name) and name == raw_name:
             table[raw_name] = attrs
 
     def _provider_labels(
@@ -415,9 +396,9 @@ class Recorder:
         """Record ``value`` into the provider series ``key`` (provider, model, operation, error
         or ``None``, then the token type for tokens); returns its attributes.
 
-        A series the SDK has is one dict lookup and one record. A new one goes through
-        :meth:`_record_new`, so it never waits for a running collection, and is cached once the
-        SDK has it, if nothing in it was folded (hostile names cannot grow the table).
+        A cached series is one dict lookup and one record. A new one is cached if nothing in it
+        was folded (hostile names cannot grow the table). Either way the record only queues
+        (otel_perf._handoff), so it never waits for a running collection.
         """
         cacheable = all(part is None or _cacheable(part) for part in key)
         attrs = table.get(key) if cacheable else None
@@ -427,8 +408,8 @@ class Recorder:
         attrs = self._provider_labels(*key[:4])
         if extra is not None:
             attrs[extra[0]] = extra[1]
-        recorded = self._record_new(instrument, value, attrs)
-        if recorded and cacheable and _unfolded(key, attrs) and len(table) < _MAX_CACHED_SERIES:
+        instrument.record(value, attrs)
+        if cacheable and _unfolded(key, attrs) and len(table) < _MAX_CACHED_SERIES:
             table[key] = attrs
         return attrs
 
@@ -441,8 +422,8 @@ class Recorder:
             if value is None:
                 return
             attrs = self.tool_attrs(name, error_type)
-            if self._record_new(self._tool_duration, value, attrs):
-                self._remember_tool(name, error_type, attrs)
+            self._tool_duration.record(value, attrs)
+            self._remember_tool(name, error_type, attrs)
         except Exception as exc:
             warn_dropped("tool", exc)
 
@@ -546,8 +527,8 @@ class Recorder:
         value = clean_seconds(seconds, "tool" if tool_call else "request")
         if value is None:
             return
-        recorded = self._record_new(self._tool_duration, value, attrs)
-        if recorded and cacheable and len(table) < _MAX_CACHED_SERIES:
+        self._tool_duration.record(value, attrs)
+        if cacheable and len(table) < _MAX_CACHED_SERIES:
             table[key] = attrs
 
     def _mcp_series(
@@ -704,7 +685,7 @@ class Recorder:
                     self._session_attrs[transport] = attrs
             value = clean_seconds(seconds, "session")
             if value is not None:
-                self._record_new(self._session_duration, value, attrs)
+                self._session_duration.record(value, attrs)
         except Exception as exc:
             warn_dropped("session", exc)
 
@@ -808,15 +789,6 @@ def _unfolded(key: tuple[object, ...], attrs: Attrs) -> bool:
         and (not operation or attrs[n.GEN_AI_OPERATION_NAME] == operation)
         and (error is None or attrs[n.ERROR_TYPE] == error)
     )
-
-
-def _emit(instrument: Any, value: float, attrs: Attrs) -> None:
-    """One measurement into a histogram (``record``) or a counter (``add``)."""
-    record = getattr(instrument, "record", None)
-    if record is not None:
-        record(value, attrs)
-    else:
-        instrument.add(value, attrs)
 
 
 def _gauge_value(count: object, what: str) -> int | None:

@@ -148,13 +148,12 @@ def test_a_record_creating_a_series_never_waits_for_a_running_collection() -> No
                 f"llm{t % 20}", t % 2 == 0, 1.0, "TimeoutError", model=f"m{t}", output_tokens=2
             )
 
-    recorder.begin_collection()  # what the reader does before collecting ...
+    recorder.flush()  # what the reader does before collecting ...
     with locks[0], locks[1], locks[2], locks[3]:  # ... what the SDK holds while reading
         worker = threading.Thread(target=record_new_series)
         worker.start()
         worker.join(10)
         finished = not worker.is_alive()
-    recorder.end_collection()
     worker.join(10)
     assert finished, "a record call waited for the collection"
     tools = otel_perf.get_all_metrics()["tool_metrics"]
