@@ -82,8 +82,9 @@ class _ToolOutcome:
         self.outcome: policy.Outcome | None = None
 
 
-# Set by the middleware around a ``tools/call``; read (and cleared for nested calls) by the
-# ``call_tool`` wrapper. A mutable holder, so the value survives any task boundary in between.
+# Set by the middleware around a ``tools/call``; the ``call_tool`` wrapper leaves each call's
+# outcome in it (nested calls included: the outermost ends last). A mutable holder, so the value
+# survives any task boundary in between.
 _OUTCOME: contextvars.ContextVar[_ToolOutcome | None] = contextvars.ContextVar(
     "otel_perf_tool_outcome", default=None
 )
@@ -271,17 +272,20 @@ def _wrap_call_tool(server: MCPServer[Any]) -> None:
 
     @functools.wraps(original)
     async def call_tool(*args: Any, **kwargs: Any) -> Any:
-        holder = _OUTCOME.get()
-        if holder is None:
-            return await original(*args, **kwargs)
-        token = _OUTCOME.set(None)  # a tool calling tools programmatically is not this request
+        # A tool may call tools itself (through this same method): each call, nested or not,
+        # leaves its own outcome when it ends, and the outermost call ends last, so the
+        # request's holder ends with the request's outcome. One context-variable read per call.
         try:
-            return await original(*args, **kwargs)
+            result = await original(*args, **kwargs)
         except BaseException as exc:
-            holder.outcome = policy.classify_exception(exc, wire=False)
+            holder = _OUTCOME.get()
+            if holder is not None:
+                holder.outcome = policy.classify_exception(exc, wire=False)
             raise
-        finally:
-            _OUTCOME.reset(token)
+        holder = _OUTCOME.get()
+        if holder is not None and holder.outcome is not None:
+            holder.outcome = None  # a nested call failed, and this one handled it
+        return result
 
     call_tool.__otel_perf_wrapped__ = True  # type: ignore[attr-defined]
     setattr(server, "call_tool", call_tool)  # noqa: B010 - an instance attribute, on purpose

@@ -75,6 +75,66 @@ async def test_instrumenting_twice_counts_once(kind: str) -> None:
     assert tools["boom"]["error_types"] == {"ValueError": 1}
 
 
+async def test_tools_calling_tools_count_each_request_by_its_own_outcome() -> None:
+    """An MCPServer tool may call the server's tools itself (``server.call_tool``): a nested
+    failure the tool handles is not the request's failure, and a request that fails after a
+    nested success is counted with its own exception, concurrent nested calls included."""
+    from mcp.server import MCPServer
+
+    server = MCPServer("nested")
+
+    @server.tool()
+    async def inner_boom() -> str:
+        raise KeyError("inner")
+
+    @server.tool()
+    async def inner_ok() -> str:
+        return "ok"
+
+    @server.tool()
+    async def handles_inner_failure() -> str:
+        try:
+            await server.call_tool("inner_boom", {})
+        except Exception:
+            return "handled"
+        return "not reached"
+
+    @server.tool()
+    async def fails_after_inner_success() -> str:
+        await server.call_tool("inner_ok", {})
+        raise LookupError("outer")
+
+    @server.tool()
+    async def concurrent_inner_calls() -> str:
+        async def swallow(name: str) -> None:
+            try:
+                await server.call_tool(name, {})
+            except Exception:
+                return
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(swallow, "inner_ok")
+            group.start_soon(swallow, "inner_boom")
+        return "done"
+
+    otel_perf.mcp.instrument(server)
+    async with mcp.Client(server, mode="legacy") as client:
+        for name in ("handles_inner_failure", "concurrent_inner_calls"):
+            assert (await client.call_tool(name, {})).is_error is False
+        assert (await client.call_tool("fails_after_inner_success", {})).is_error is True
+    tools = otel_perf.get_all_metrics()["tool_metrics"]
+    # Only the client's requests are counted: programmatic calls are not requests.
+    assert set(tools) == {
+        "handles_inner_failure",
+        "concurrent_inner_calls",
+        "fails_after_inner_success",
+    }
+    for name in ("handles_inner_failure", "concurrent_inner_calls"):
+        assert tools[name]["total_calls"] == 1
+        assert tools[name]["failed_calls"] == 0, name
+    assert tools["fails_after_inner_success"]["error_types"] == {"LookupError": 1}
+
+
 async def test_methods_and_json_rpc_error_policy() -> None:
     server = otel_perf.mcp.instrument(apps.build("lowlevel"))
     async with mcp.Client(server, mode="legacy") as client:
