@@ -299,14 +299,16 @@ def classify_result(result: object) -> Outcome:
 
 def tool_name(params: object) -> object:
     """The tool name of a ``tools/call`` from raw params (a mapping) or a typed params model."""
-    if isinstance(params, Mapping):
+    # ``type() is dict`` first: this runs on every request, and an ABC isinstance check is a
+    # Python-level call.
+    if type(params) is dict or isinstance(params, Mapping):
         return params.get("name")
     return getattr(params, "name", None)
 
 
 def is_error_result(result: object) -> bool:
     """Whether a ``tools/call`` result reports a tool error (``isError: true``)."""
-    if isinstance(result, Mapping):
+    if type(result) is dict or isinstance(result, Mapping):
         return result.get("isError") is True
     return getattr(result, "is_error", None) is True or getattr(result, "isError", None) is True
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable
 from time import perf_counter
 from types import TracebackType
 from typing import Any, Final
@@ -47,17 +46,14 @@ MAX_PENDING: Final = 65_536
 _UNSET: Any = object()
 
 
-def _guarded(action: Callable[[], None]) -> None:
-    """Run one observation; a failure is one warning, never an exception in the SDK."""
-    try:
-        action()
-    except Exception as exc:
-        warn_once(
-            "mcp-stream-tap",
-            "otel-perf: could not watch an MCP message on its stream (%s); messages the SDK "
-            "rejects before any middleware may go uncounted",
-            type(exc).__name__,
-        )
+def _failed(exc: Exception) -> None:
+    """An observation failed: one warning, never an exception in the SDK."""
+    warn_once(
+        "mcp-stream-tap",
+        "otel-perf: could not watch an MCP message on its stream (%s); messages the SDK "
+        "rejects before any middleware may go uncounted",
+        type(exc).__name__,
+    )
 
 
 class StreamTap:
@@ -138,7 +134,10 @@ class _TapReceive(_Wrapped):
 
     async def receive(self) -> Any:
         item = await self._inner.receive()
-        _guarded(functools.partial(self._tap.inbound, item))
+        try:  # inline, not a helper taking a callable: this runs for every message
+            self._tap.inbound(item)
+        except Exception as exc:
+            _failed(exc)
         return item
 
     @property
@@ -169,7 +168,10 @@ class _TapSend(_Wrapped):
     """The write stream ``run()`` is given: each answer goes to the tap, then to the client."""
 
     async def send(self, item: Any) -> None:
-        _guarded(functools.partial(self._tap.outbound, item))
+        try:
+            self._tap.outbound(item)
+        except Exception as exc:
+            _failed(exc)
         await self._inner.send(item)
 
 
