@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import importlib
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 from otel_perf._integrations import sdk_versions
 
@@ -52,6 +52,7 @@ from otel_perf._log import warn_once
 __all__ = ["OtelPerfMiddleware", "instrument"]
 
 _TOOLS_LIST = "tools/list"
+_INITIALIZE = "initialize"
 _UNSET: Any = object()
 
 
@@ -75,6 +76,30 @@ class OtelPerfMiddleware(Middleware):
         if local is _UNSET:
             local = self._local_transport = policy.network_transport(False)
         return local
+
+    async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        # FastMCP's own ``__call__`` builds a chain of every hook for each message (an async
+        # dispatcher, three wrappers, and pass-through ``on_message`` / ``on_call_tool`` awaits).
+        # This runs the three hooks this class has, in the order that chain would, directly:
+        # ``on_initialize`` inside ``on_request``. Overriding ``__call__(context, call_next)`` is
+        # FastMCP's documented entry point, called once per message. A subclass that adds hooks
+        # gets FastMCP's chain.
+        if type(self) is not OtelPerfMiddleware:
+            return await super().__call__(context, call_next)
+        kind = context.type
+        if kind == "request":
+            if context.method == _INITIALIZE:
+                initialize = self.on_initialize
+                next_step = call_next
+
+                async def handshake(inner: MiddlewareContext[Any]) -> Any:
+                    return await initialize(inner, next_step)
+
+                return await self.on_request(context, cast("CallNext[Any, Any]", handshake))
+            return await self.on_request(context, call_next)
+        if kind == "notification":
+            return await self.on_notification(context, call_next)
+        return await call_next(context)
 
     async def on_request(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
