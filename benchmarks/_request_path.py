@@ -11,6 +11,10 @@ each server kind run in interleaved rounds, each round timing the whole process'
   figure includes every measurement's whole cost;
 - **one bare SDK record**: a middleware that times each call and records it inline into an
   SDK histogram (the floor of recording inline);
+- **one queued SDK record**: a middleware that times each call and queues the same record,
+  handed to the SDK at the end of the round like otel-perf's queue (the floor of recording on
+  the OpenTelemetry SDK off the request path: what otel-perf would cost if its own code were
+  free);
 - **SDK spans**: the plain server with the SDK's own built-in spans recorded by an SDK
   ``TracerProvider`` (batch processor, in-memory exporter) -- what full tracing costs.
 
@@ -39,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +64,9 @@ KIND_LABELS = {
 PLAIN = "plain"
 OTEL_PERF = "otel-perf"
 FLOOR = "one bare SDK record"
+QUEUED = "one queued SDK record"
 SPANS = "SDK spans"
-VARIANTS = (PLAIN, OTEL_PERF, FLOOR, SPANS)
+VARIANTS = (PLAIN, OTEL_PERF, FLOOR, QUEUED, SPANS)
 
 IN_PROCESS_LIMIT = 1.05
 STDIO_LIMIT = 1.02
@@ -197,6 +203,50 @@ def _add_floor(kind: str, server: Any, bare: base.BareSdk) -> Any:
     return server
 
 
+class _QueuedRecords:
+    """The floor of recording off the request path: each request's record is queued as
+    ``(record, seconds, attributes, context)`` and handed to a bare SDK histogram in one batch,
+    as otel-perf's queue is (see otel_perf._handoff), with none of otel-perf's own code."""
+
+    def __init__(self, bare: base.BareSdk) -> None:
+        self.items: deque[tuple[Any, float, dict[str, str], Any]] = deque()
+        self._record = bare.histogram.record
+
+    def add_to(self, kind: str, server: Any) -> Any:
+        from opentelemetry.context import get_current
+
+        record = self._record
+        append = self.items.append
+        attrs = {**base.TOOL_ATTRS, n.GEN_AI_TOOL_NAME: "echo"}
+        if kind == "fastmcp":
+            from fastmcp.server.middleware import Middleware
+
+            class QueuedMiddleware(Middleware):
+                async def on_request(self, context: Any, call_next: Any) -> Any:
+                    start = perf_counter()
+                    result = await call_next(context)
+                    append((record, perf_counter() - start, attrs, get_current()))
+                    return result
+
+            server.add_middleware(QueuedMiddleware())
+            return server
+
+        async def queued_middleware(ctx: Any, call_next: Any) -> Any:
+            start = perf_counter()
+            result = await call_next(ctx)
+            append((record, perf_counter() - start, attrs, get_current()))
+            return result
+
+        server.middleware.append(queued_middleware)
+        return server
+
+    def hand_over(self) -> None:
+        pop = self.items.popleft
+        for _ in range(len(self.items)):
+            record, seconds, attrs, context = pop()
+            record(seconds, attrs, context)
+
+
 def _client(kind: str, server: Any) -> Any:
     if kind == "fastmcp":
         import fastmcp
@@ -215,17 +265,20 @@ def _in_process(
 
     per_call: dict[str, list[float]] = {name: [] for name in VARIANTS}
     bare = base.BareSdk()
+    queue = _QueuedRecords(bare)
 
     async def main() -> None:
         plain = _mcp_servers.build(kind)
         instrumented = _instrument(kind, _mcp_servers.build(kind))
         floor = _add_floor(kind, _mcp_servers.build(kind), bare)
+        queued = queue.add_to(kind, _mcp_servers.build(kind))
         async with contextlib.AsyncExitStack() as stack:
             plain_client = await stack.enter_async_context(_client(kind, plain))
             clients = {
                 PLAIN: plain_client,
                 OTEL_PERF: await stack.enter_async_context(_client(kind, instrumented)),
                 FLOOR: await stack.enter_async_context(_client(kind, floor)),
+                QUEUED: await stack.enter_async_context(_client(kind, queued)),
                 SPANS: plain_client,
             }
             order = [name for name in VARIANTS if name != SPANS or switch is not None]
@@ -244,6 +297,8 @@ def _in_process(
                             await client.call_tool("echo", {"x": i})
                         if name == OTEL_PERF:
                             _hand_over_queue()  # its whole cost falls inside the round
+                        elif name == QUEUED:
+                            queue.hand_over()
                         elapsed = time.process_time_ns() - start
                     finally:
                         gc.enable()
@@ -529,9 +584,10 @@ def run(
         "`tools/call` round trips through an SDK client and an in-memory server, per call "
         f"(process CPU, {calls} calls per variant and round, {rounds} interleaved rounds): plain, "
         "instrumented by otel-perf (its queued measurements are handed to the SDK inside each of "
-        "its timed rounds), with one bare SDK record inline in a middleware (the floor of "
-        "recording on the request path) and with the SDK's own spans recorded by an SDK "
-        "`TracerProvider`. "
+        "its timed rounds), with one bare SDK record inline in a middleware, with one SDK record "
+        "queued by a minimal middleware and handed over the same way (the floor of recording "
+        "each request through the OpenTelemetry SDK), and with the SDK's own spans recorded by "
+        "an SDK `TracerProvider`. "
         f"Then a real stdio round trip: blocks of {stdio_calls} calls over the pipes of a child "
         "`python server.py` and a child `otel-perf run -- python server.py`, alternating "
         f"({stdio_blocks} blocks each, wall time). Ratios are medians of per-round ratios.",
@@ -552,10 +608,14 @@ def run(
                         min(samples[name]),
                     )
             ours = _paired_ratio(samples[OTEL_PERF], samples[PLAIN])
+            inline = _paired_ratio(samples[FLOOR], samples[PLAIN])
+            queued = _paired_ratio(samples[QUEUED], samples[PLAIN])
             path.row(f"{label}: otel-perf vs plain", ours, "x")
+            path.row(f"{label}: one bare SDK record vs plain", inline, "x")
+            path.row(f"{label}: one queued SDK record vs plain", queued, "x")
             path.row(
-                f"{label}: one bare SDK record vs plain",
-                _paired_ratio(samples[FLOOR], samples[PLAIN]),
+                f"{label}: otel-perf vs one queued SDK record",
+                _paired_ratio(samples[OTEL_PERF], samples[QUEUED]),
                 "x",
             )
             if samples[SPANS]:
@@ -569,10 +629,11 @@ def run(
                     f"otel-perf vs plain, {label} `tools/call` in process",
                     ours,
                     IN_PROCESS_LIMIT,
-                    detail="One bare SDK record in a middleware costs "
-                    f"{_paired_ratio(samples[FLOOR], samples[PLAIN]):.3f}x plain in the same "
-                    f"rounds; by cProfile, of an instrumented round trip {shares['record']:.1f} % "
-                    f"is the SDK record and {shares['own']:.1f} % otel-perf's own code.",
+                    detail=f"In the same rounds, the floor of recording on the SDK (one queued "
+                    f"SDK record handed over in a batch, no otel-perf code) costs {queued:.3f}x "
+                    f"plain, and one bare SDK record inline {inline:.3f}x; by cProfile, of an "
+                    f"instrumented round trip {shares['record']:.1f} % is the SDK record and "
+                    f"{shares['own']:.1f} % otel-perf's own code.",
                 )
             )
     finally:
