@@ -81,13 +81,19 @@ class StreamTap:
                 record_rejected(code, 0.0, self._transport_of(item))
             return
         message = getattr(item, "message", None)
-        if isinstance(message, JSONRPCRequest) and len(self._pending) < MAX_PENDING:
+        # ``type() is`` first: these run for every message, and pydantic's isinstance is an ABC
+        # check (a Python-level call).
+        if type(message) is not JSONRPCRequest and not isinstance(message, JSONRPCRequest):
+            return
+        if len(self._pending) < MAX_PENDING:
             self._transport_of(item)
             self._pending[message.id] = perf_counter()
 
     def outbound(self, item: object) -> None:
         message = getattr(item, "message", None)
-        if isinstance(message, JSONRPCError):
+        if type(message) is JSONRPCResponse:  # the common case
+            self._pending.pop(message.id, None)
+        elif isinstance(message, JSONRPCError):
             start = self._pending.pop(message.id, None) if message.id is not None else None
             if start is not None:  # answered, never claimed: refused before the middleware
                 record_rejected(message.error.code, perf_counter() - start, self._transport)
