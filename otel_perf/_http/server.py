@@ -359,8 +359,12 @@ class MetricsServer:
 
     def start(self) -> None:
         """Bind now (so a taken port raises ``OSError`` here) and serve on a daemon thread."""
+        # An ASCII host goes as bytes: getaddrinfo() encodes a str host with the "idna" codec,
+        # and loading that codec (with stringprep) is a measurable share of a stdio server's
+        # start-up under ``otel-perf run``. For ASCII names both give the same bytes.
+        host: str | bytes = self.host.encode("ascii") if self.host.isascii() else self.host
         infos = socket.getaddrinfo(
-            self.host, self._requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            host, self._requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
         family, _, _, _, address = infos[0]
         sock = socket.create_server(address[:2], family=family, backlog=BACKLOG)
