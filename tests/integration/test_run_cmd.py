@@ -154,6 +154,58 @@ def test_the_launcher_loads_only_what_run_needs() -> None:
     assert [m for m in loaded if m.startswith(unwanted)] == []
 
 
+#: What a program sees of how it was started (the last line tells how it ran).
+PROBE = """\
+import os, sys
+print(sys.argv)
+print(__file__, __name__, __spec__, __package__, type(__loader__).__name__)
+print(sorted(globals()))
+print(sys.path[0], sys.modules["__main__"] is sys.modules[__name__])
+import otel_perf._state as s
+print(s.runtime is not None, os.environ["PYTHONPATH"].split(os.pathsep)[0].endswith("bootstrap"))
+if sys.argv[1:] == ["boom"]:
+    raise ValueError("boom")
+if sys.argv[1:] == ["exit"]:
+    sys.exit(3)
+print("run" in sys.orig_argv)
+"""
+
+
+@pytest.mark.parametrize("args", [["a", "-u"], ["boom"], ["exit"]])
+def test_a_script_of_the_same_python_runs_in_the_launcher_as_python_runs_it(
+    tmp_path: Path, args: list[str]
+) -> None:
+    # No second interpreter for `otel-perf run -- <this python> script.py`: the launcher runs
+    # the script itself, and the script cannot tell (but for sys.orig_argv).
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+
+    def start(*prefix: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*prefix, sys.executable, *flags, "probe.py", *args],
+            env=harness.child_env({}),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    plain, ours = start(), start(OTEL_PERF, "run", "--")
+    assert ours.returncode == plain.returncode == {"boom": 1, "exit": 3}.get(args[0], 0)
+    plain_lines, our_lines = plain.stdout.splitlines(), ours.stdout.splitlines()
+    assert our_lines[:4] == plain_lines[:4]  # argv, __file__ and co., globals, sys.path[0]
+    assert plain_lines[4] == "False False"
+    assert our_lines[4] == "True True"  # configured first; its children get the bootstrap
+    if args == ["boom"]:  # reported as Python reports it, from the script's own frame
+        traceback = ours.stderr[ours.stderr.index("Traceback") :]
+        assert traceback == plain.stderr
+    elif args != ["exit"]:
+        assert our_lines[5] == "True"  # in the launcher's process
+        with_flag = start(OTEL_PERF, "run", "--", flags=("-u",))
+        assert with_flag.stdout.splitlines()[5] == "False"  # options: exec'd, as asked
+
+
 SERVICE_PROGRAM = (
     "import sys, otel_perf\n"
     "from opentelemetry.sdk.resources import SERVICE_NAME\n"
@@ -247,8 +299,9 @@ def test_program_names() -> None:
     assert bootstrap_skipped(["node", "-I"]) is None
 
 
+@pytest.mark.parametrize("form", ["-c", "script"])  # exec'd, and run in the launcher
 def test_a_global_provider_set_by_another_sitecustomize_is_recorded_through(
-    tmp_path: Path,
+    tmp_path: Path, form: str
 ) -> None:
     """``opentelemetry-instrument``-style setups run first, so otel-perf finds their provider."""
     site = tmp_path / "site"
@@ -263,8 +316,11 @@ def test_a_global_provider_set_by_another_sitecustomize_is_recorded_through(
         "from opentelemetry import metrics\n"
         "print(otel_perf.configure().meter_provider is metrics.get_meter_provider())\n"
     )
+    script = tmp_path / "server.py"
+    script.write_text(program)
+    started = ["-c", program] if form == "-c" else [str(script)]
     result = subprocess.run(
-        [OTEL_PERF, "run", "--", sys.executable, "-c", program],
+        [OTEL_PERF, "run", "--", sys.executable, *started],
         env=harness.child_env({"PYTHONPATH": str(site)}),
         capture_output=True,
         text=True,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 
 from otel_perf._cli import run
 from otel_perf._cli.main import build_parser
+from otel_perf._integrations.bootstrap_paths import BOOTSTRAPPED_ENV
 
 USUAL = [
     ["--", "python", "server.py"],
@@ -44,3 +49,47 @@ def test_usual_forms_match_argparse(words: list[str]) -> None:
 )
 def test_anything_else_is_left_to_argparse(words: list[str]) -> None:
     assert run.fast_parse(words) is None
+
+
+# --- which commands the launcher runs in its own process (no second interpreter) -------------
+
+
+@pytest.fixture
+def script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.delenv(BOOTSTRAPPED_ENV, raising=False)
+    path = tmp_path / "server.py"
+    path.write_text("pass\n")
+    return str(path)
+
+
+def test_a_script_of_this_interpreter_runs_here(script: str) -> None:
+    env = dict(os.environ)
+    assert run.script_run_here([sys.executable, script, "--port", "1"], env) == script
+    # found on PATH as execvpe would find it
+    name = os.path.basename(sys.executable)
+    on_path = {**env, "PATH": os.path.dirname(sys.executable)}
+    assert run.script_run_here([name, script], on_path) == script
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["{python}", "-u", "{script}"],  # interpreter options: exec'd as asked
+        ["{python}", "-m", "http.server"],
+        ["{python}", "-c", "pass"],
+        ["{python}", "{script}.missing"],  # Python reports it
+        ["{python}"],
+        ["/usr/bin/env", "{script}"],
+        ["{other}", "{script}"],  # another interpreter (a venv's python links to its base)
+    ],
+)
+def test_anything_else_is_execd(command: list[str], script: str, tmp_path: Path) -> None:
+    other = tmp_path / "python3"
+    other.symlink_to(sys.executable)
+    words = [w.format(python=sys.executable, script=script, other=other) for w in command]
+    assert run.script_run_here(words, dict(os.environ)) is None
+
+
+def test_a_launcher_under_the_bootstrap_execs(script: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BOOTSTRAPPED_ENV, "1")
+    assert run.script_run_here([sys.executable, script], dict(os.environ)) is None
