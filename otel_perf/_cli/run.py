@@ -14,7 +14,8 @@ already done (``site``, the ``.pth`` files, the user's ``sitecustomize``): about
 instructions, a ninth of what ``otel-perf run`` added to a stdio server's start-up. So the
 launcher sets up what the new interpreter would have (environment, ``sys.argv``, ``sys.path``,
 a fresh ``__main__``), runs the bootstrap and then the script, in this process (see
-:func:`run_here`).
+:func:`run_here`). Only the process's own command line (``ps``, ``sys.orig_argv``) still shows
+``otel-perf run``.
 """
 
 from __future__ import annotations
@@ -207,8 +208,7 @@ def run_here(script: str, args: list[str], env: dict[str, str]) -> int:
     exception is reported as Python reports it (``sys.excepthook``, exit code 1);
     ``SystemExit`` and ``KeyboardInterrupt`` go on to the interpreter, as in any program.
     """
-    os.environ.pop(BOOTSTRAPPED_ENV, None)
-    os.environ.update(env)
+    os.environ.update(env)  # no BOOTSTRAPPED_ENV in either (see script_run_here)
     path = os.path.abspath(script)
     sys.argv = [script, *args]
     # -P / PYTHONSAFEPATH (3.11+): Python puts no script directory first.

@@ -1,7 +1,8 @@
 """Zero-code: ``otel-perf run -- python server.py`` instruments an unmodified server.
 
-A real MCP client spawns the launcher as its stdio server; the launcher execs the unmodified
-server script with otel-perf's bootstrap on PYTHONPATH; the test reads the child's own metrics
+A real MCP client spawns the launcher as its stdio server; the launcher runs the unmodified
+server script with otel-perf's bootstrap (in its own process when the script's interpreter is
+its own, else exec'd with the bootstrap on PYTHONPATH); the test reads the server's own metrics
 endpoint over HTTP (port 0, URL from ``--url-file``).
 """
 

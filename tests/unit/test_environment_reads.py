@@ -159,6 +159,10 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     # The launcher builds the started program's environment from its own: a copy, then
     # otel-perf's additions (PYTHONPATH, the URL file, the log level, the service name).
     ("_cli/run.py", "dict(os.environ)"): "otel-perf run copies its environment for the program",
+    # A script of the launcher's own interpreter runs in the launcher's process: its
+    # environment becomes the program's, and a launcher under the bootstrap execs instead.
+    ("_cli/run.py", "os.environ.update(env)"): "the program's environment, run in process",
+    ("_cli/run.py", "BOOTSTRAPPED_ENV in os.environ"): "bootstrap marker",
     # The terminal's width is rich's convention, not otel-perf configuration.
     ("_cli/view.py", '"COLUMNS" not in os.environ'): "rich's own COLUMNS convention",
     # A process marker, not configuration: written by the bootstrap, read by the processes it
