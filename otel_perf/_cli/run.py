@@ -171,10 +171,12 @@ def script_run_here(command: list[str], env: dict[str, str]) -> str | None:
 
     Only ``python SCRIPT [ARGS...]``: the interpreter is this one by its unresolved path (a venv's
     ``python`` is a link to the base interpreter, which is another environment), no interpreter
-    option (``-u``, ``-X``, ``-m``, ``-c``...), a script that is a file, and a launcher that is
-    not itself under otel-perf's bootstrap.
+    option (``-u``, ``-X``, ``-m``, ``-c``...) for the script nor for this launcher (``-O``,
+    ``-I``...), a script that is a file, and a launcher not itself under otel-perf's bootstrap.
     """
     if os.name != "posix" or len(command) < 2 or BOOTSTRAPPED_ENV in os.environ:
+        return None
+    if _launcher_options():  # e.g. python -O -m otel_perf: the script must not inherit them
         return None
     script = command[1]
     if script.startswith("-") or not _is_python(os.path.basename(command[0])):
@@ -183,6 +185,16 @@ def script_run_here(command: list[str], env: dict[str, str]) -> str | None:
     if executable is None or os.path.abspath(executable) != os.path.abspath(sys.executable):
         return None
     return script if os.path.isfile(script) else None
+
+
+def _launcher_options() -> list[str]:
+    """The interpreter options this launcher was started with (``-m otel_perf`` is none)."""
+    options = []
+    for arg in sys.orig_argv[1:]:
+        if not arg.startswith("-") or arg == "-m":
+            break
+        options.append(arg)
+    return options
 
 
 def _which(name: str, env: dict[str, str]) -> str | None:
@@ -243,7 +255,10 @@ def run_here(script: str, args: list[str], env: dict[str, str]) -> int:
         )
         return 2
     try:
-        exec(compile(text, path, "exec"), main.__dict__)  # noqa: S102 - running it is the job
+        # dont_inherit: this module's own ``from __future__ import annotations`` must not
+        # turn the script's annotations into strings.
+        code = compile(text, path, "exec", dont_inherit=True)
+        exec(code, main.__dict__)  # noqa: S102 - running the user's program is the job
     except Exception as exc:
         # Without this function's frame, as Python's own report starts at the script's.
         traceback = exc.__traceback__

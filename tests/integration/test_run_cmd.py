@@ -161,7 +161,8 @@ import os, sys
 print(sys.argv)
 print(__file__, __name__, __spec__, __package__, type(__loader__).__name__)
 print(sorted(globals()))
-print(sys.path[0], sys.modules["__main__"] is sys.modules[__name__])
+def typed(x: int) -> None: ...
+print(sys.path[0], sys.modules["__main__"] is sys.modules[__name__], typed.__annotations__)
 import otel_perf._state as s
 print(s.runtime is not None, os.environ["PYTHONPATH"].split(os.pathsep)[0].endswith("bootstrap"))
 if sys.argv[1:] == ["boom"]:
@@ -195,7 +196,8 @@ def test_a_script_of_the_same_python_runs_in_the_launcher_as_python_runs_it(
     plain, ours = start(), start(OTEL_PERF, "run", "--")
     assert ours.returncode == plain.returncode == {"boom": 1, "exit": 3}.get(args[0], 0)
     plain_lines, our_lines = plain.stdout.splitlines(), ours.stdout.splitlines()
-    assert our_lines[:4] == plain_lines[:4]  # argv, __file__ and co., globals, sys.path[0]
+    # argv, __file__ and co., globals, sys.path[0], annotations evaluated (no __future__ of ours)
+    assert our_lines[:4] == plain_lines[:4]
     assert plain_lines[4] == "False False"
     assert our_lines[4] == "True True"  # configured first; its children get the bootstrap
     if args == ["boom"]:  # reported as Python reports it, from the script's own frame

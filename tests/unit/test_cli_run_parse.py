@@ -57,6 +57,8 @@ def test_anything_else_is_left_to_argparse(words: list[str]) -> None:
 @pytest.fixture
 def script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.delenv(BOOTSTRAPPED_ENV, raising=False)
+    # a launcher started without interpreter options, whatever options pytest runs with
+    monkeypatch.setattr(sys, "orig_argv", [sys.executable, "/venv/bin/otel-perf", "run"])
     path = tmp_path / "server.py"
     path.write_text("pass\n")
     return str(path)
@@ -93,3 +95,20 @@ def test_anything_else_is_execd(command: list[str], script: str, tmp_path: Path)
 def test_a_launcher_under_the_bootstrap_execs(script: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(BOOTSTRAPPED_ENV, "1")
     assert run.script_run_here([sys.executable, script], dict(os.environ)) is None
+
+
+@pytest.mark.parametrize(
+    ("orig_argv", "here"),
+    [
+        (["python", "/venv/bin/otel-perf", "run"], True),
+        (["python", "-m", "otel_perf", "run"], True),
+        (["python", "-O", "-m", "otel_perf", "run"], False),  # -O must not reach the script
+        (["python", "-I", "/venv/bin/otel-perf", "run"], False),
+    ],
+)
+def test_a_launcher_started_with_interpreter_options_execs(
+    script: str, monkeypatch: pytest.MonkeyPatch, orig_argv: list[str], here: bool
+) -> None:
+    monkeypatch.setattr(sys, "orig_argv", orig_argv)
+    found = run.script_run_here([sys.executable, script], dict(os.environ))
+    assert found == (script if here else None)
