@@ -306,11 +306,28 @@ def tool_name(params: object) -> object:
     return getattr(params, "name", None)
 
 
+#: Per result type, the attribute that carries its ``isError`` flag (``None``: none). mcp 2.x and
+#: FastMCP results have ``is_error``, mcp 1.x results ``isError``; asking a pydantic model for a
+#: name it does not have raises inside it, which costs more than the rest of the check.
+_MAPPING: Final = "<mapping>"  # a raw result: its "isError" key
+_UNKNOWN: Final = "<unknown>"
+_ERROR_FLAG_NAMES: dict[type, str | None] = {dict: _MAPPING}
+_MAX_RESULT_TYPES: Final = 64
+
+
 def is_error_result(result: object) -> bool:
     """Whether a ``tools/call`` result reports a tool error (``isError: true``)."""
-    if type(result) is dict or isinstance(result, Mapping):
-        return result.get("isError") is True
-    return getattr(result, "is_error", None) is True or getattr(result, "isError", None) is True
+    kind = type(result)
+    name = _ERROR_FLAG_NAMES.get(kind, _UNKNOWN)
+    if name is _UNKNOWN:
+        if isinstance(result, Mapping):
+            return result.get("isError") is True
+        name = next((flag for flag in ("is_error", "isError") if hasattr(result, flag)), None)
+        if len(_ERROR_FLAG_NAMES) < _MAX_RESULT_TYPES:
+            _ERROR_FLAG_NAMES[kind] = name
+    elif name is _MAPPING:
+        return result.get("isError") is True  # type: ignore[attr-defined]
+    return name is not None and getattr(result, name, None) is True
 
 
 def _spec_methods() -> tuple[frozenset[str], frozenset[str]]:

@@ -64,7 +64,7 @@ from otel_perf import _semconv as n
 from otel_perf._configure import active_recorder
 from otel_perf._integrations import mcp_policy as policy
 from otel_perf._integrations import mcp_v2_transports as transports
-from otel_perf._integrations.rejected import claim
+from otel_perf._integrations.rejected import CLAIMS
 from otel_perf._log import logger, warn_once
 
 __all__ = ["OtelPerfServerMiddleware", "instrument"]
@@ -111,8 +111,12 @@ class OtelPerfServerMiddleware:
     ) -> None:
         self._sessions = policy.SessionTracker()
         self._tools = policy.ToolGate(lookup)
+        self._known_tools = self._tools.known
         self._list_tools = list_tools
         self._local_transport: str | None = _UNSET  # decided on the first request
+        #: Whether a ``call_tool`` wrapper reports tool exceptions (``MCPServer``): only then
+        #: does a ``tools/call`` need an outcome holder.
+        self.holds_outcomes = False
 
     def _transport(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
         # The HTTP transports attach their request to the context; stdio and memory do not.
@@ -126,9 +130,12 @@ class OtelPerfServerMiddleware:
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
+        # Every request passes here: the common steps are written out (no helper calls).
         if ctx.request is not None and _sdk_internal(ctx):
             return await call_next(ctx)
-        claim(ctx.request_id)  # this message is counted here, not by a transport tap
+        claims = CLAIMS.get()
+        if claims is not None:  # this message is counted here, not by a transport tap
+            claims.claim(ctx.request_id)
         recorder = active_recorder()
         if recorder is None:
             return await call_next(ctx)
@@ -166,14 +173,19 @@ class OtelPerfServerMiddleware:
     async def _tool_call(
         self, recorder: Any, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
-        name = policy.tool_name(ctx.params)
-        known = self._tools.known(name)
+        params = ctx.params
+        name = params.get("name") if type(params) is dict else policy.tool_name(params)
+        known = self._known_tools(name)
         if not known and self._list_tools is not None and type(name) is str:
             await self._learn_tools(ctx)  # once per new real tool, and per call of a made-up one
             known = self._tools.known(name)
-        transport = self._transport(ctx)
-        holder = _ToolOutcome()
-        token = _OUTCOME.set(holder)
+        transport = self._local_transport if ctx.request is None else "tcp"
+        if transport is _UNSET:
+            transport = self._transport(ctx)
+        holder = token = None
+        if self.holds_outcomes:
+            holder = _ToolOutcome()
+            token = _OUTCOME.set(holder)
         recorder.request_started()
         start = perf_counter()
         try:
@@ -181,14 +193,15 @@ class OtelPerfServerMiddleware:
         except BaseException as exc:
             seconds = perf_counter() - start
             recorder.request_finished()
-            outcome = holder.outcome or policy.classify_exception(exc, wire=True)
+            outcome = (holder and holder.outcome) or policy.classify_exception(exc, wire=True)
             self._record_tool(recorder, name if known else None, seconds, outcome, transport)
             raise
         finally:
-            _OUTCOME.reset(token)
+            if token is not None:
+                _OUTCOME.reset(token)
         seconds = perf_counter() - start
         recorder.request_finished()
-        seen = holder.outcome
+        seen = holder.outcome if holder is not None else None
         if seen is None and known and not policy.is_error_result(result):
             # The common case, kept short: a registered tool that succeeded.
             recorder.record_mcp_tool(name, seconds, None, None, transport)
@@ -255,8 +268,9 @@ def _sdk_internal(ctx: ServerRequestContext[Any, Any]) -> bool:
 session_close_hook = policy.session_close_hook
 
 
-def _wrap_call_tool(server: MCPServer[Any]) -> None:
-    """Let the middleware see the exception of a failing ``MCPServer`` tool.
+def _wrap_call_tool(server: MCPServer[Any]) -> bool:
+    """Let the middleware see the exception of a failing ``MCPServer`` tool; ``True`` if the
+    instance's ``call_tool`` is (now) wrapped.
 
     ``MCPServer.call_tool`` is public and documented to raise ``ToolError`` /
     ``UnexpectedToolError`` with the original exception as ``__cause__``; the SDK's request
@@ -266,9 +280,9 @@ def _wrap_call_tool(server: MCPServer[Any]) -> None:
     """
     original: Callable[..., Awaitable[Any]] | None = getattr(server, "call_tool", None)
     if original is None or not inspect.iscoroutinefunction(original):
-        return
+        return False
     if getattr(original, "__otel_perf_wrapped__", False):
-        return
+        return True
 
     @functools.wraps(original)
     async def call_tool(*args: Any, **kwargs: Any) -> Any:
@@ -289,6 +303,7 @@ def _wrap_call_tool(server: MCPServer[Any]) -> None:
 
     call_tool.__otel_perf_wrapped__ = True  # type: ignore[attr-defined]
     setattr(server, "call_tool", call_tool)  # noqa: B010 - an instance attribute, on purpose
+    return True
 
 
 def _tool_lookup(server: Server[Any]) -> Callable[[str], bool] | None:
@@ -366,9 +381,9 @@ def instrument(server: Any) -> Any:
         )
         return server
     if isinstance(server, MCPServer):
-        _wrap_call_tool(server)
         # MCPServer.list_tools is public and reflects tools added or removed at run time.
         middleware = OtelPerfServerMiddleware(list_tools=lambda _ctx: server.list_tools())
+        middleware.holds_outcomes = _wrap_call_tool(server)
     else:
         middleware = OtelPerfServerMiddleware(
             lookup=_tool_lookup(server), list_tools=_handler_listing(server)

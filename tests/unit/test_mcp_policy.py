@@ -247,3 +247,32 @@ def test_a_session_whose_close_cannot_be_registered_is_not_counted() -> None:
     policy.SessionTracker().opened(recorder, Connection(), refuse, None)
     assert otel_perf.get_all_metrics()["system_metrics"]["active_sessions"] == 0
     assert session_points() == []
+
+
+def test_error_results_of_every_sdk_shape_are_recognised_on_every_call() -> None:
+    """``isError`` of mcp 2.x / FastMCP results (``is_error``), mcp 1.x results (``isError``),
+    raw mappings, and objects with neither; each asked twice (the second answer comes from the
+    per-type memo of which attribute to read)."""
+    from collections import UserDict
+
+    from fastmcp.tools import ToolResult
+    from mcp.types import CallToolResult, TextContent
+
+    class OneX(pydantic.BaseModel):  # the mcp 1.x spelling
+        isError: bool = False  # the wire name, as mcp 1.x spells it
+
+    content = [TextContent(type="text", text="x")]
+    cases: list[tuple[object, bool]] = [
+        (CallToolResult(content=content, is_error=True), True),
+        (CallToolResult(content=content), False),
+        (ToolResult(content="x"), False),
+        (OneX(isError=True), True),
+        (OneX(), False),
+        ({"isError": True}, True),
+        ({"content": []}, False),
+        (UserDict({"isError": True}), True),
+        (object(), False),
+    ]
+    for _ in range(2):
+        for result, expected in cases:
+            assert policy.is_error_result(result) is expected, result
