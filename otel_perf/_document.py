@@ -16,7 +16,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 from otel_perf._document_cache import DocumentCache
 from otel_perf._exphist import EMPTY, Hist
 from otel_perf._extract import Extracted, SeriesTotals, extract
-from otel_perf._latency import latency_fields
+from otel_perf._latency import latency_fields, round2
 from otel_perf._window import WindowTracker
 
 
@@ -26,7 +26,7 @@ def _cost(usd: float | None) -> float | None:
 
 
 def _percent(part: int, whole: int) -> float:
-    return round(100.0 * part / whole, 2) if whole else 0.0
+    return round2(100.0 * part / whole) if whole else 0.0
 
 
 def _series_entry(

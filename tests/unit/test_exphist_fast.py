@@ -16,6 +16,7 @@ from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
 
 from otel_perf import _exphist
 from otel_perf._exphist import Hist
+from otel_perf._latency import round2
 from otel_perf._semconv import EXPONENTIAL_MAX_SIZE
 
 # --- reference: the original per-bucket implementation ------------------------------------------
@@ -353,3 +354,21 @@ def test_from_point_with_the_series_previous_buckets_matches_the_reference(seed:
                 previous[key] = expected
     finally:
         provider.shutdown()
+
+
+def test_round2_is_round_to_two_decimals() -> None:
+    # The document's numbers are rounded by _latency.round2, a cheaper round(x, 2): the same
+    # float (and sign of zero) for every value, ties and their neighbours included.
+    rng = random.Random(5)
+    values = [0.0, -0.0, -1.234, math.inf, -math.inf, 1e11, 1e12, 1e300, 5e-324, 0.005, 1.005]
+    values += [2.675, 0.125, 0.375, 99999999.995, 1e9 - 0.005, 86_400_000.0]
+    for _ in range(20_000):
+        values.append(rng.lognormvariate(3.0, 4.0))
+        values.append(rng.uniform(0.0, 100.0))
+        tie = rng.randrange(0, 10**9) / 100.0 + 0.005  # the nearest float to a tie
+        values += [tie, math.nextafter(tie, 0.0), math.nextafter(tie, math.inf)]
+        values.append(100.0 * rng.randrange(1, 10**6) / rng.randrange(1, 10**6))
+    for value in values:
+        got, want = round2(value), round(value, 2)
+        assert (got, math.copysign(1.0, got)) == (want, math.copysign(1.0, want)), value
+    assert math.isnan(round2(math.nan))
