@@ -16,7 +16,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 from otel_perf._document_cache import DocumentCache
 from otel_perf._exphist import EMPTY, Hist
 from otel_perf._extract import Extracted, SeriesTotals, extract
-from otel_perf._latency import latency_fields, round2
+from otel_perf._latency import latency_values, round2
 from otel_perf._window import WindowTracker
 
 
@@ -38,40 +38,55 @@ def _series_entry(
     cache: DocumentCache | None = None,
     with_client_errors: bool = False,
 ) -> dict[str, Any]:
-    served = totals.total - totals.client_errors  # calls the server did (or failed to do)
-    successful = served - totals.failed
-    entry: dict[str, Any] = {
-        name_key: name,
-        "total_calls": totals.total,
-        "successful_calls": successful,
-        "failed_calls": totals.failed,
-    }
-    if with_client_errors:
-        entry["client_errors"] = totals.client_errors
-    entry["success_rate"] = _percent(successful, served)
+    total = totals.total
+    client_errors = totals.client_errors
+    failed = totals.failed
+    served = total - client_errors  # calls the server did (or failed to do)
+    successful = served - failed
     if window.count == 0 and served and not totals.hist_parts:
         # Points without exponential buckets (another exporter's View): only the mean is known.
         mean = totals.sum_seconds / served
-        entry.update(
-            latency_fields(
-                Hist(
-                    scale=20,
-                    zero_count=0,
-                    offset=0,
-                    counts=(),
-                    count=1,
-                    sum=mean,
-                    min=mean,
-                    max=mean,
-                )
-            )
+        latency = latency_values(
+            Hist(scale=20, zero_count=0, offset=0, counts=(), count=1, sum=mean, min=mean, max=mean)
         )
     elif cache is not None:
-        entry.update(cache.latency(key, window))
+        latency = cache.latency(key, window)
     else:
-        entry.update(latency_fields(window))
-    entry["error_types"] = dict(sorted(totals.error_types.items()))
-    return entry
+        latency = latency_values(window)
+    avg, p50, p95, p99, low, high = latency
+    rate = round2(100.0 * successful / served) if served else 0.0
+    error_types = dict(sorted(totals.error_types.items()))
+    # One dict display per entry (every snapshot makes one per tool, provider and model).
+    if with_client_errors:
+        return {
+            name_key: name,
+            "total_calls": total,
+            "successful_calls": successful,
+            "failed_calls": failed,
+            "client_errors": client_errors,
+            "success_rate": rate,
+            "avg_latency_ms": avg,
+            "p50_latency_ms": p50,
+            "p95_latency_ms": p95,
+            "p99_latency_ms": p99,
+            "min_latency_ms": low,
+            "max_latency_ms": high,
+            "error_types": error_types,
+        }
+    return {
+        name_key: name,
+        "total_calls": total,
+        "successful_calls": successful,
+        "failed_calls": failed,
+        "success_rate": rate,
+        "avg_latency_ms": avg,
+        "p50_latency_ms": p50,
+        "p95_latency_ms": p95,
+        "p99_latency_ms": p99,
+        "min_latency_ms": low,
+        "max_latency_ms": high,
+        "error_types": error_types,
+    }
 
 
 def render(

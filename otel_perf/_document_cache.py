@@ -15,7 +15,7 @@ from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint
 from opentelemetry.util.types import Attributes
 
 from otel_perf._exphist import Hist, Rescaled, from_point, merge
-from otel_perf._latency import latency_fields
+from otel_perf._latency import LatencyValues, latency_values
 
 _L = TypeVar("_L")  # what a handler derives from a series' attributes
 
@@ -63,8 +63,8 @@ class DocumentCache:
         self._points_next: dict[int, tuple[object, float, SeriesPoint[Any]]] = {}
         self._merged: dict[Hashable, tuple[tuple[Hist, ...], Hist]] = {}
         self._merged_next: dict[Hashable, tuple[tuple[Hist, ...], Hist]] = {}
-        self._latency: dict[Hashable, tuple[Hist, dict[str, float]]] = {}
-        self._latency_next: dict[Hashable, tuple[Hist, dict[str, float]]] = {}
+        self._latency: dict[Hashable, tuple[Hist, LatencyValues]] = {}
+        self._latency_next: dict[Hashable, tuple[Hist, LatencyValues]] = {}
         self._rescales = _Rescales()
 
     def begin(self) -> None:
@@ -127,9 +127,10 @@ class DocumentCache:
         self._merged_next[key] = entry
         return entry[1]
 
-    def latency(self, key: Hashable, window: Hist) -> dict[str, float]:
+    def latency(self, key: Hashable, window: Hist) -> LatencyValues:
+        """``latency_values(window)``, reused while ``key``'s window is the same object."""
         entry = self._latency.get(key)
         if entry is None or entry[0] is not window:
-            entry = (window, latency_fields(window))
+            entry = (window, latency_values(window))
         self._latency_next[key] = entry
         return entry[1]

@@ -28,30 +28,46 @@ def round2(value: float) -> float:
     return round(value, 2)
 
 
-def latency_fields(window: Hist) -> dict[str, float]:
-    """avg/p50/p95/p99/min/max in milliseconds (2 decimals) of a window; 0.0 when empty."""
+#: The names of :func:`latency_values`' six numbers, in the document's order.
+FIELDS = (
+    "avg_latency_ms",
+    "p50_latency_ms",
+    "p95_latency_ms",
+    "p99_latency_ms",
+    "min_latency_ms",
+    "max_latency_ms",
+)
+
+#: avg, p50, p95, p99, min and max, in milliseconds.
+LatencyValues = tuple[float, float, float, float, float, float]
+
+_EMPTY_VALUES: LatencyValues = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def latency_values(window: Hist) -> LatencyValues:
+    """avg/p50/p95/p99/min/max in milliseconds (2 decimals) of a window; 0.0 when empty.
+
+    A tuple, not a dict: the document puts these six into each series' entry, and a tuple
+    (kept by :class:`~otel_perf._document_cache.DocumentCache` between snapshots) costs less
+    to make and to unpack there than a dict to merge.
+    """
     if window.count == 0:
-        return dict.fromkeys(
-            (
-                "avg_latency_ms",
-                "p50_latency_ms",
-                "p95_latency_ms",
-                "p99_latency_ms",
-                "min_latency_ms",
-                "max_latency_ms",
-            ),
-            0.0,
-        )
+        return _EMPTY_VALUES
     low, high = window.min, window.max
     p50, p95, p99 = quantiles(window, _QUANTILES)
     # Rounding each to 2 decimals keeps the order min <= p50 <= p95 <= p99 <= max.
     avg = min(max(window.sum / window.count, low), high)
     # Milliseconds to 2 decimals: a busy snapshot makes these six numbers for every changed tool.
-    return {
-        "avg_latency_ms": round2(avg * 1000.0),
-        "p50_latency_ms": round2(p50 * 1000.0),
-        "p95_latency_ms": round2(p95 * 1000.0),
-        "p99_latency_ms": round2(p99 * 1000.0),
-        "min_latency_ms": round2(low * 1000.0),
-        "max_latency_ms": round2(high * 1000.0),
-    }
+    return (
+        round2(avg * 1000.0),
+        round2(p50 * 1000.0),
+        round2(p95 * 1000.0),
+        round2(p99 * 1000.0),
+        round2(low * 1000.0),
+        round2(high * 1000.0),
+    )
+
+
+def latency_fields(window: Hist) -> dict[str, float]:
+    """:func:`latency_values` by name (``avg_latency_ms`` and so on)."""
+    return dict(zip(FIELDS, latency_values(window), strict=True))

@@ -8,7 +8,7 @@ from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
 
 from otel_perf._document_cache import DocumentCache
 from otel_perf._exphist import EMPTY, from_point, merge
-from otel_perf._latency import latency_fields
+from otel_perf._latency import latency_values
 
 
 def _provider() -> tuple[InMemoryMetricReader, object]:
@@ -81,9 +81,11 @@ def test_merges_and_latency_are_reused_only_for_the_very_same_inputs() -> None:
     cache.begin()
     assert cache.merged("a", parts) is merged
     assert cache.merged("a", parts[:1]) == merge(parts[:1])  # other parts: recomputed
-    fields = cache.latency("a", merged)
-    assert fields == latency_fields(merged)
-    assert cache.latency("a", EMPTY) == latency_fields(EMPTY)
+    values = cache.latency("a", merged)
+    assert values == latency_values(merged)
+    cache.begin()
+    assert cache.latency("a", merged) is values  # the same window, next snapshot: reused
+    assert cache.latency("a", EMPTY) == latency_values(EMPTY)
 
 
 def test_a_snapshot_keeps_only_what_it_used() -> None:
