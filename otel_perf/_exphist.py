@@ -427,11 +427,11 @@ def lower_bound(index: int, scale: int) -> float:
 def quantiles(hist: Hist, qs: Sequence[float]) -> list[float]:
     """Estimate the ``qs`` quantiles (each in [0, 1]) of ``hist``.
 
-    One cumulative pass over the buckets, then a binary search per quantile: the next rank,
-    needed to interpolate, is usually in the same bucket. The estimate at a rank is written out
-    in the loop, with comparisons for the clamping, rather than a helper function with
-    ``min``/``max`` calls: a busy snapshot estimates three quantiles for every changed tool, and
-    those calls were most of the time it took.
+    One cumulative pass over the buckets, then a binary search per rank. The ranks away from
+    the ends and the exact zeros (nearly all of them) are estimated inline, with comparisons
+    for the clamping, rather than through a helper function with ``min``/``max`` calls: a busy
+    snapshot estimates three quantiles for every changed tool, and those calls and checks were
+    most of the time it took.
     """
     n = hist.count
     if n == 0:
@@ -441,45 +441,56 @@ def quantiles(hist: Hist, qs: Sequence[float]) -> list[float]:
     zero_count = hist.zero_count
     counts = hist.counts
     offset = hist.offset
-    # cumulative[k]: how many bucketed values sit in buckets 0..k (one C-level pass).
-    cumulative = list(accumulate(counts))
-    bucketed = cumulative[-1] if cumulative else 0
+    # starts[k]: how many bucketed values sit in the buckets before bucket k (one C-level pass).
+    starts = list(accumulate(counts, initial=0))
+    bucketed = starts[-1]
     step = math.ldexp(1.0, -hist.scale)  # log2 width of one bucket
     exact = hist.exact_bounds
+    # Ranks in [inner_low, inner_high) are estimated from their bucket; the others are a known
+    # extreme, an exact zero, or past the buckets (see _edge_estimate).
+    inner_low, inner_high = zero_count, zero_count + bucketed
+    if exact:
+        if inner_low < 1:  # noqa: PLR1730 - see the docstring
+            inner_low = 1
+        if inner_high > last_rank:  # noqa: PLR1730
+            inner_high = last_rank
     out = []
     for q in qs:
         # The value at fractional rank h of the sorted sample, interpolated between neighbours.
-        h = (q if 0.0 <= q <= 1.0 else min(max(q, 0.0), 1.0)) * (n - 1)
+        h = (q if 0.0 <= q <= 1.0 else min(max(q, 0.0), 1.0)) * last_rank
         low = int(h)
         frac = h - low
         value = 0.0
-        k = -1  # the bucket of the previous rank, if it was a bucket's
         for rank in (low, low + 1) if frac > 0.0 else (low,):
             # The estimated value of the sorted sample at ``rank`` (0-based).
-            if exact and rank == last_rank:
-                estimate = hi  # the true extremes are known (checked first, for one value)
-            elif exact and rank == 0:
-                estimate = lo
-            elif rank < zero_count:
-                estimate = 0.0  # exact zeros come first
-            elif rank - zero_count >= bucketed:
-                # Ranks past the buckets (only if counts disagree with ``count``): the maximum.
-                estimate = hi if hi >= lo else 0.0
-            else:
-                position_in_buckets = rank - zero_count
-                if k < 0 or position_in_buckets >= cumulative[k]:
-                    k = bisect_right(cumulative, position_in_buckets)
-                before = cumulative[k - 1] if k else 0
-                position = (position_in_buckets - before + 0.5) / counts[k]
-                estimate = 2.0 ** ((offset + k + position) * step)
+            if inner_low <= rank < inner_high:
+                position = rank - zero_count
+                k = bisect_right(starts, position) - 1
+                estimate = 2.0 ** ((offset + k + (position - starts[k] + 0.5) / counts[k]) * step)
                 # min(max(estimate, lo), hi), as comparisons
                 if lo > estimate:  # noqa: PLR1730 - see the docstring
                     estimate = lo
                 if hi < estimate:  # noqa: PLR1730
                     estimate = hi
+            else:
+                estimate = _edge_estimate(hist, rank, bucketed)
             if rank == low:
                 value = estimate
             else:
                 value += frac * (estimate - value)
         out.append(value)
     return out
+
+
+def _edge_estimate(hist: Hist, rank: int, bucketed: int) -> float:
+    """The value at a rank that no bucket estimates: the true extremes when they are known
+    (checked first, for one value), an exact zero, or past the buckets (only if the counts
+    disagree with ``count``) the maximum."""
+    lo, hi = hist.min, hist.max
+    if hist.exact_bounds and rank == hist.count - 1:
+        return hi
+    if hist.exact_bounds and rank == 0:
+        return lo
+    if rank < hist.zero_count:
+        return 0.0  # exact zeros come first
+    return hi if hi >= lo else 0.0
