@@ -14,10 +14,15 @@ from typing import Any, TypeVar
 from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint
 from opentelemetry.util.types import Attributes
 
-from otel_perf._exphist import Hist, Rescaled, from_point, merge
+from otel_perf._exphist import Hist, Rescaled, from_point, merge, merge_onto, rest_at
 from otel_perf._latency import LatencyValues, latency_values
 
 _L = TypeVar("_L")  # what a handler derives from a series' attributes
+
+#: A merge kept between snapshots: its parts, the merge, and (the index of the part that
+#: changed, the other parts' sum at the merge's scale) once one did.
+_Rest = tuple[int, tuple[int, tuple[int, ...]]]
+_Merged = tuple[tuple[Hist, ...], Hist, "_Rest | None"]
 
 #: One data point as extraction uses it: count, buckets, sum and the labels of its attributes.
 SeriesPoint = tuple[int, Hist, float, _L]
@@ -61,8 +66,8 @@ class DocumentCache:
         # id(attributes) -> (attributes, sum, (count, buckets, float sum, labels))
         self._points: dict[int, tuple[object, float, SeriesPoint[Any]]] = {}
         self._points_next: dict[int, tuple[object, float, SeriesPoint[Any]]] = {}
-        self._merged: dict[Hashable, tuple[tuple[Hist, ...], Hist]] = {}
-        self._merged_next: dict[Hashable, tuple[tuple[Hist, ...], Hist]] = {}
+        self._merged: dict[Hashable, _Merged] = {}
+        self._merged_next: dict[Hashable, _Merged] = {}
         self._latency: dict[Hashable, tuple[Hist, LatencyValues]] = {}
         self._latency_next: dict[Hashable, tuple[Hist, LatencyValues]] = {}
         self._rescales = _Rescales()
@@ -115,17 +120,46 @@ class DocumentCache:
         return out
 
     def merged(self, key: Hashable, parts: Sequence[Hist]) -> Hist:
+        """``merge(parts)``, reused while the parts are the same objects."""
         entry = self._merged.get(key)
         if (
             entry is None
             or len(entry[0]) != len(parts)
             or not all(map(is_, entry[0], parts))  # same objects (map: no Python frame per part)
         ):
-            # A changed series usually joins unchanged ones (a tool's error series): their
-            # counts at the merge's scale are reused, only the changed part is rescaled.
-            entry = (tuple(parts), merge(parts, self._rescales))
+            entry = self._merge(entry, parts)
         self._merged_next[key] = entry
         return entry[1]
+
+    def _merge(self, entry: _Merged | None, parts: Sequence[Hist]) -> _Merged:
+        """A new merge entry: ``(parts, merge(parts), kept sum of the unchanged parts)``.
+
+        When one part changed since ``entry`` and kept its scale and bucket range, at the
+        merge's scale, the merge keeps that scale, and the other parts' sum at it is kept
+        (made once, then reused while they stay the same): the merge is one addition
+        (:func:`~otel_perf._exphist.merge_onto`).
+        """
+        if entry is not None and len(parts) > 1 and len(entry[0]) == len(parts):
+            old_parts, old, rest = entry
+            same = list(map(is_, old_parts, parts))
+            if same.count(False) == 1:
+                index = same.index(False)
+                before, now = old_parts[index], parts[index]
+                scale = old.scale
+                if (
+                    now.scale == scale
+                    and before.scale == scale
+                    and now.offset == before.offset
+                    and len(now.counts) == len(before.counts)
+                    and now.count
+                    and before.count
+                ):
+                    if rest is None or rest[0] != index:
+                        rest = (index, rest_at(parts, index, scale))
+                    return (tuple(parts), merge_onto(parts, index, rest[1]), rest)
+        # A changed series usually joins unchanged ones (a tool's error series): their counts
+        # at the merge's scale are reused, only the changed part is rescaled.
+        return (tuple(parts), merge(parts, self._rescales), None)
 
     def latency(self, key: Hashable, window: Hist) -> LatencyValues:
         """``latency_values(window)``, reused while ``key``'s window is the same object."""

@@ -345,6 +345,57 @@ def merge(hists: Iterable[Hist], reuse: RescaleCache | None = None) -> Hist:
     )
 
 
+def rest_at(parts: Sequence[Hist], skip: int, scale: int) -> tuple[int, tuple[int, ...]]:
+    """The bucket-wise sum of ``parts`` but ``parts[skip]``, at ``scale`` (not above any of
+    theirs): ``(offset, counts)``, for :func:`merge_onto`."""
+    pieces: list[tuple[int, Sequence[int]]] = []
+    for index, hist in enumerate(parts):
+        if index == skip or not hist.count or not hist.counts:
+            continue
+        pieces.append((hist.offset, hist.counts) if hist.scale == scale else _rescaled(hist, scale))
+    return _summed(pieces) if pieces else (0, ())
+
+
+def merge_onto(parts: Sequence[Hist], index: int, rest: tuple[int, Sequence[int]]) -> Hist:
+    """``merge(parts)`` when it is known to keep ``parts[index]``'s scale, and ``rest`` is
+    :func:`rest_at` of the other parts at that scale: one addition instead of a merge.
+
+    A busy snapshot merges every changed tool's series again, usually with one of them changed
+    (a tool's success series) and the others the same objects as last time; while the changed
+    one keeps its scale and bucket range, so does the merge (the common scale depends only on
+    the parts' ranges), and the other parts' sum can be kept (see DocumentCache.merged).
+    """
+    changed = parts[index]
+    pieces: list[tuple[int, Sequence[int]]] = [(changed.offset, changed.counts)]
+    if rest[1]:
+        pieces.append(rest)
+    offset, counts = _summed(pieces)
+    zero_count = count = 0
+    low_value, high_value = parts[0].min, parts[0].max  # as merge() computes them
+    exact_bounds = True
+    for hist in parts:
+        if not hist.count:
+            continue
+        zero_count += hist.zero_count
+        count += hist.count
+        if hist.min < low_value:  # noqa: PLR1730 - as in _common_scale
+            low_value = hist.min
+        if hist.max > high_value:  # noqa: PLR1730
+            high_value = hist.max
+        exact_bounds = exact_bounds and hist.exact_bounds
+    return Hist(
+        changed.scale,
+        zero_count,
+        offset,
+        counts,
+        count,
+        math.fsum([h.sum for h in parts if h.count]),
+        low_value,
+        high_value,
+        exact_bounds,
+    )
+
+
 def _summed(pieces: Sequence[tuple[int, Sequence[int]]]) -> tuple[int, tuple[int, ...]]:
     """The bucket-wise sum of ``(offset, counts)`` pieces at one scale, trimmed."""
     # The longest piece is copied into place and the others added to it: adding into zeros
