@@ -33,6 +33,7 @@ from __future__ import annotations
 import compileall
 import contextlib
 import cProfile
+import functools
 import gc
 import json
 import os
@@ -171,36 +172,44 @@ def _hand_over_queue() -> None:
         recorder.flush()
 
 
-def _add_floor(kind: str, server: Any, bare: base.BareSdk) -> Any:
-    """``server`` with a middleware that times each request and makes one SDK record.
-
-    The floor of any metrics middleware built on the OpenTelemetry SDK: a ``perf_counter()``
-    pair and one ``Histogram.record`` with the attributes of a tool series (built once), on
-    a bare SDK provider with otel-perf's views. Nothing else: no error policy, no method label.
-    """
-    record = bare.histogram.record
-    attrs = {**base.TOOL_ATTRS, n.GEN_AI_TOOL_NAME: "echo"}
+def _add_timing(kind: str, server: Any, done: Callable[[float], object]) -> Any:
+    """``server`` with a last middleware that times each request and calls ``done(seconds)``:
+    nothing else (no error policy, no method label), so the floors below are the least a
+    per-request record can cost."""
     if kind == "fastmcp":
         from fastmcp.server.middleware import Middleware
 
-        class FloorMiddleware(Middleware):
+        class TimingMiddleware(Middleware):
             async def on_request(self, context: Any, call_next: Any) -> Any:
                 start = perf_counter()
                 result = await call_next(context)
-                record(perf_counter() - start, attrs)
+                done(perf_counter() - start)
                 return result
 
-        server.add_middleware(FloorMiddleware())
+        server.add_middleware(TimingMiddleware())
         return server
 
-    async def floor_middleware(ctx: Any, call_next: Any) -> Any:
+    async def timing_middleware(ctx: Any, call_next: Any) -> Any:
         start = perf_counter()
         result = await call_next(ctx)
-        record(perf_counter() - start, attrs)
+        done(perf_counter() - start)
         return result
 
-    server.middleware.append(floor_middleware)
+    server.middleware.append(timing_middleware)
     return server
+
+
+def _tool_attrs() -> dict[str, str]:
+    return {**base.TOOL_ATTRS, n.GEN_AI_TOOL_NAME: "echo"}
+
+
+def _add_floor(kind: str, server: Any, bare: base.BareSdk) -> Any:
+    """``server`` with one inline SDK record per request: the floor of any metrics middleware
+    built on the OpenTelemetry SDK that records on the request path (a ``Histogram.record``
+    with a tool series' attributes, built once, on a bare SDK provider with otel-perf's views)."""
+    return _add_timing(
+        kind, server, functools.partial(bare.histogram.record, attributes=_tool_attrs())
+    )
 
 
 class _QueuedRecords:
@@ -215,30 +224,12 @@ class _QueuedRecords:
     def add_to(self, kind: str, server: Any) -> Any:
         from opentelemetry.context import get_current
 
-        record = self._record
-        append = self.items.append
-        attrs = {**base.TOOL_ATTRS, n.GEN_AI_TOOL_NAME: "echo"}
-        if kind == "fastmcp":
-            from fastmcp.server.middleware import Middleware
+        record, append, attrs = self._record, self.items.append, _tool_attrs()
 
-            class QueuedMiddleware(Middleware):
-                async def on_request(self, context: Any, call_next: Any) -> Any:
-                    start = perf_counter()
-                    result = await call_next(context)
-                    append((record, perf_counter() - start, attrs, get_current()))
-                    return result
+        def queue(seconds: float) -> None:
+            append((record, seconds, attrs, get_current()))
 
-            server.add_middleware(QueuedMiddleware())
-            return server
-
-        async def queued_middleware(ctx: Any, call_next: Any) -> Any:
-            start = perf_counter()
-            result = await call_next(ctx)
-            append((record, perf_counter() - start, attrs, get_current()))
-            return result
-
-        server.middleware.append(queued_middleware)
-        return server
+        return _add_timing(kind, server, queue)
 
     def hand_over(self) -> None:
         pop = self.items.popleft
