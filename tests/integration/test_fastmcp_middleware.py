@@ -67,3 +67,33 @@ async def test_cancelled_call_is_counted(tmp_path: Path) -> None:
         assert document["tool_metrics"]["gate"]["error_types"] == {"CancelledError": 1}
         assert document["system_metrics"]["concurrent_requests"] == 0
         assert (await client.call_tool("ok", {"x": 1})).data == 1
+
+
+async def test_a_subclass_with_its_own_hooks_gets_fastmcps_chain() -> None:
+    """OtelPerfMiddleware runs its own hooks directly (not through FastMCP's per-message chain);
+    a subclass that adds a hook must still have it called, and still be counted."""
+    seen: list[str] = []
+
+    class Watching(OtelPerfMiddleware):
+        async def on_call_tool(self, context, call_next):  # type: ignore[no-untyped-def]
+            seen.append(context.message.name)
+            return await call_next(context)
+
+        async def on_message(self, context, call_next):  # type: ignore[no-untyped-def]
+            seen.append(context.method)
+            return await call_next(context)
+
+    server = fastmcp.FastMCP("subclass", middleware=[Watching()])
+
+    @server.tool
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    async with fastmcp.Client(server, mode="legacy") as client:
+        assert (await client.call_tool("add", {"a": 1, "b": 2})).data == 3
+    assert "add" in seen  # its on_call_tool ran
+    assert "tools/call" in seen  # its on_message, for every message
+    assert "initialize" in seen
+    document = otel_perf.get_all_metrics()
+    assert document["tool_metrics"]["add"]["successful_calls"] == 1
+    assert document["system_metrics"]["total_requests"] >= 2  # initialize and tools/call
