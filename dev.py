@@ -4,7 +4,8 @@
     python3 dev.py demo [demo options]   # the demo (see `otel-perf demo --help`)
     python3 dev.py test [pytest options] # ruff, mypy --strict, then the whole pytest suite,
                                          # including the mcp 1.x suite in its own environments
-    python3 dev.py bench [options]       # the benchmarks; writes benchmarks/RESULTS.md
+    python3 dev.py bench [options]       # the benchmarks (and ./.venv-mcp1 for their mcp 1.x
+                                         # rows); writes benchmarks/RESULTS.md
 
 Only Python 3.10+ and access to PyPI are needed. The virtual environment is rebuilt when
 pyproject.toml changes.
@@ -171,6 +172,8 @@ def main(argv: list[str]) -> int:
     if argv[0] == "demo":
         return _run(PYTHON, "-m", "otel_perf", "demo", *argv[1:])
     if argv[0] == "bench":
+        # The request-path section also measures the mcp 1.x generation, in its environment.
+        ensure_venv(*MCP1_VENVS[0][:1], "dev-mcp1", MCP1_VENVS[0][1])
         return _run(PYTHON, "-m", "benchmarks", *argv[1:])
     return test(argv[1:])
 

@@ -349,6 +349,50 @@ def _paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> f
     return statistics.median(pairs) if pairs else float("nan")
 
 
+def _mcp1_rows(path: Section, *, calls: int, rounds: int) -> None:
+    """The mcp 1.x generation (mcp 1.x FastMCP and low-level ``Server``, FastMCP 3), measured
+    by :mod:`benchmarks._request_path_mcp1` in ``.venv-mcp1``, plain vs otel-perf."""
+    python = ROOT / ".venv-mcp1" / "bin" / "python"
+    if not python.exists():
+        path.notes.append(
+            "The mcp 1.x generation is not measured: .venv-mcp1 is missing "
+            "(`python3 dev.py bench` builds it)."
+        )
+        return
+    done = subprocess.run(  # noqa: S603 - this checkout's own environment and module
+        [str(python), "-m", "benchmarks._request_path_mcp1", str(calls), str(rounds)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)},
+    )
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        path.notes.append(f"The mcp 1.x generation could not be measured: {tail[0]}")
+        return
+    from benchmarks._request_path_mcp1 import KINDS  # the same variant names as here
+
+    samples: dict[str, dict[str, list[float]]] = json.loads(done.stdout)
+    for kind, label in KINDS.items():
+        per_call = samples[kind]
+        for name in (PLAIN, OTEL_PERF):
+            values = per_call[name]
+            path.row(f"{label}: {name}", statistics.median(values), "µs", min(values))
+        ratio = _paired_ratio(per_call[OTEL_PERF], per_call[PLAIN])
+        path.row(f"{label}: otel-perf vs plain", ratio, "x")
+        path.target(
+            Target(
+                f"otel-perf vs plain, {label} `tools/call` in process",
+                ratio,
+                IN_PROCESS_LIMIT,
+                detail="Measured in .venv-mcp1 (mcp 1.x has no middleware list, so no floor "
+                "variant: otel-perf hooks the request handlers).",
+            )
+        )
+
+
 # --- child processes --------------------------------------------------------------------------
 
 
@@ -629,6 +673,7 @@ def run(
             )
     finally:
         _runtimes.release(on)
+    _mcp1_rows(path, calls=calls, rounds=rounds)
     stdio = _stdio_round_trips("mcpserver", blocks=stdio_blocks, calls=stdio_calls)
     plain_us, ours_us = stdio.wall_us[PLAIN], stdio.wall_us[OTEL_PERF]
     path.row("stdio MCPServer: plain", statistics.median(plain_us), "µs", min(plain_us))
