@@ -387,8 +387,8 @@ def _mcp1_rows(path: Section, *, calls: int, rounds: int) -> None:
                 f"otel-perf vs plain, {label} `tools/call` in process",
                 ratio,
                 IN_PROCESS_LIMIT,
-                detail="Measured in .venv-mcp1 (mcp 1.x has no middleware list, so no floor "
-                "variant: otel-perf hooks the request handlers).",
+                detail="Measured in .venv-mcp1, plain vs otel-perf only (no floor variants: "
+                "mcp 1.x has no middleware list to add them to).",
             )
         )
 

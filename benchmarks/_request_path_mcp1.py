@@ -5,9 +5,9 @@ this module with the interpreter of ``.venv-mcp1`` (``python3 dev.py test`` and
 ``python3 dev.py bench`` build it) and reads its figures from stdout as JSON:
 ``{kind: {"plain": [...], "otel-perf": [...]}}``, microseconds of process CPU per ``tools/call``
 in each round. The rounds are interleaved as in :mod:`benchmarks._request_path`; the otel-perf
-server's queue is handed to the SDK inside each of its rounds. mcp 1.x has no middleware list,
-so there is no floor variant here: otel-perf hooks the 1.x servers' request handlers
-(see ``otel_perf._integrations.mcp_v1``).
+server's queue is handed to the SDK inside each of its rounds. mcp 1.x has no middleware list
+to add a floor variant to, so there is none here (otel-perf hooks the 1.x servers' request
+handlers, see ``otel_perf._integrations.mcp_v1``, and FastMCP 3's middleware).
 
     .venv-mcp1/bin/python -m benchmarks._request_path_mcp1 CALLS ROUNDS
 """
