@@ -93,31 +93,17 @@ async def connect(kind: str, server: Any) -> Any:
         yield call
 
 
-def _instrument(kind: str, server: Any) -> Any:
-    if kind == "fastmcp3":
-        import otel_perf.fastmcp
-
-        return otel_perf.fastmcp.instrument(server)
-    import otel_perf.mcp
-
-    return otel_perf.mcp.instrument(server)
-
-
-def _hand_over_queue() -> None:
-    from otel_perf._configure import active_recorder
-
-    recorder = active_recorder()
-    if recorder is not None:
-        recorder.flush()
-
-
 def measure(kind: str, calls: int, rounds: int) -> dict[str, list[float]]:
     import anyio
 
+    from benchmarks._request_path import _hand_over_queue, _instrument
+
     per_call: dict[str, list[float]] = {PLAIN: [], OTEL_PERF: []}
+    # FastMCP 3 is instrumented as FastMCP 4 is; both 1.x servers through otel_perf.mcp.
+    instrumented_as = "fastmcp" if kind == "fastmcp3" else kind
 
     async def main() -> None:
-        servers = {PLAIN: build(kind), OTEL_PERF: _instrument(kind, build(kind))}
+        servers = {PLAIN: build(kind), OTEL_PERF: _instrument(instrumented_as, build(kind))}
         async with contextlib.AsyncExitStack() as stack:
             clients = {
                 name: await stack.enter_async_context(connect(kind, server))
