@@ -54,7 +54,7 @@ def _series_entry(
     else:
         latency = latency_values(window)
     avg, p50, p95, p99, low, high = latency
-    rate = round2(100.0 * successful / served) if served else 0.0
+    rate = _percent(successful, served)
     error_types = dict(sorted(totals.error_types.items()))
     # One dict display per entry (every snapshot makes one per tool, provider and model).
     if with_client_errors:
