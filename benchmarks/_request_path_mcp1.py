@@ -5,9 +5,14 @@ this module with the interpreter of ``.venv-mcp1`` (``python3 dev.py test`` and
 ``python3 dev.py bench`` build it) and reads its figures from stdout as JSON:
 ``{kind: {"plain": [...], "otel-perf": [...]}}``, microseconds of process CPU per ``tools/call``
 in each round. The rounds are interleaved as in :mod:`benchmarks._request_path`; the otel-perf
-server's queue is handed to the SDK inside each of its rounds. mcp 1.x has no middleware list
-to add a floor variant to, so there is none here (otel-perf hooks the 1.x servers' request
-handlers, see ``otel_perf._integrations.mcp_v1``, and FastMCP 3's middleware).
+server's queue is handed to the SDK inside each of its rounds.
+
+The third variant, ``one queued SDK record``, is the floor of recording each request through
+the OpenTelemetry SDK off the request path, as in :mod:`benchmarks._request_path`: a minimal
+timing wrapper queues one SDK record per ``tools/call``, handed to a bare SDK histogram at the
+end of the round. mcp 1.x has no middleware list, so on its servers the wrapper wraps the
+low-level server's ``tools/call`` request handler (where otel-perf's own 1.x hooks sit, see
+``otel_perf._integrations.mcp_v1``); on FastMCP 3 it is a last middleware, as on FastMCP 4.
 
     .venv-mcp1/bin/python -m benchmarks._request_path_mcp1 CALLS ROUNDS
 """
@@ -28,6 +33,8 @@ KINDS = {
 }
 PLAIN = "plain"
 OTEL_PERF = "otel-perf"
+QUEUED = "one queued SDK record"
+VARIANTS = (PLAIN, OTEL_PERF, QUEUED)
 
 
 def build(kind: str) -> Any:
@@ -93,17 +100,46 @@ async def connect(kind: str, server: Any) -> Any:
         yield call
 
 
+def add_timing(kind: str, server: Any, done: Any) -> Any:
+    """``server`` with a minimal wrapper that times each ``tools/call`` and calls
+    ``done(seconds)``: a last middleware on FastMCP 3, the wrapped request handler on mcp 1.x."""
+    if kind == "fastmcp3":
+        from benchmarks._request_path import _add_timing
+
+        return _add_timing("fastmcp", server, done)
+    from mcp import types
+
+    lowlevel = server._mcp_server if kind == "fastmcp1" else server
+    handler = lowlevel.request_handlers[types.CallToolRequest]
+
+    async def timed(request: Any) -> Any:
+        start = time.perf_counter()
+        result = await handler(request)
+        done(time.perf_counter() - start)
+        return result
+
+    lowlevel.request_handlers[types.CallToolRequest] = timed
+    return server
+
+
 def measure(kind: str, calls: int, rounds: int) -> dict[str, list[float]]:
     import anyio
 
-    from benchmarks._request_path import _hand_over_queue, _instrument
+    from benchmarks._baselines import BareSdk
+    from benchmarks._request_path import _hand_over_queue, _instrument, _QueuedRecords
 
-    per_call: dict[str, list[float]] = {PLAIN: [], OTEL_PERF: []}
+    per_call: dict[str, list[float]] = {name: [] for name in VARIANTS}
     # FastMCP 3 is instrumented as FastMCP 4 is; both 1.x servers through otel_perf.mcp.
     instrumented_as = "fastmcp" if kind == "fastmcp3" else kind
+    bare = BareSdk()
+    queue = _QueuedRecords(bare)
 
     async def main() -> None:
-        servers = {PLAIN: build(kind), OTEL_PERF: _instrument(instrumented_as, build(kind))}
+        servers = {
+            PLAIN: build(kind),
+            OTEL_PERF: _instrument(instrumented_as, build(kind)),
+            QUEUED: add_timing(kind, build(kind), queue.queue_one()),
+        }
         async with contextlib.AsyncExitStack() as stack:
             clients = {
                 name: await stack.enter_async_context(connect(kind, server))
@@ -123,13 +159,18 @@ def measure(kind: str, calls: int, rounds: int) -> dict[str, list[float]]:
                             await call(i)
                         if name == OTEL_PERF:
                             _hand_over_queue()
+                        elif name == QUEUED:
+                            queue.hand_over()
                         elapsed = time.process_time_ns() - start
                     finally:
                         gc.enable()
                     if round_index:
                         per_call[name].append(elapsed / calls / 1000.0)
 
-    anyio.run(main)
+    try:
+        anyio.run(main)
+    finally:
+        bare.shutdown()
     return per_call
 
 

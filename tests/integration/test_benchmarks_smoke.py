@@ -119,9 +119,13 @@ ROWS = (
     "first handshake, wall: python server.py",
     "first handshake, wall: otel-perf run -- python server.py",
     "first handshake, wall: added by otel-perf run",
-    "process CPU: python server.py",
-    "process CPU: otel-perf run -- python server.py",
-    "process CPU: added by otel-perf run",
+    "CPU to the first handshake: python server.py",
+    "CPU to the first handshake: otel-perf run -- python server.py",
+    "CPU over the whole life: python server.py",
+    "CPU over the whole life: otel-perf run -- python server.py",
+    "CPU to the first handshake: added by otel-perf run",
+    "CPU over the whole life: added by otel-perf run",
+    "of which the OpenTelemetry SDK's import (after the server's own)",
 )
 
 TARGETS = (
