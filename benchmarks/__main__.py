@@ -5,7 +5,7 @@
     .venv/bin/python -m benchmarks --quick    # seconds; checks the harness, not the figures
 
 Run it from the repository root. ``--only`` picks sections (comma-separated: overhead,
-snapshot, export, load, paths, memory, contention, accuracy, request, multiprocess);
+instructions, snapshot, export, load, paths, memory, contention, accuracy, request, multiprocess);
 ``--output`` writes elsewhere; ``--check`` makes the exit status 1 when a target is missed.
 """
 
@@ -23,6 +23,7 @@ from benchmarks import (
     _accuracy,
     _contention,
     _export,
+    _instructions,
     _load,
     _memory,
     _multiprocess,
@@ -75,6 +76,7 @@ class Scale:
     imports: int
     multiprocess_rounds: int
     multiprocess_calls: int
+    instruction_calls: int
 
 
 FULL = Scale(
@@ -113,6 +115,7 @@ FULL = Scale(
     imports=11,
     multiprocess_rounds=30,
     multiprocess_calls=20,
+    instruction_calls=2_000,
 )
 
 QUICK = Scale(
@@ -151,6 +154,7 @@ QUICK = Scale(
     imports=1,
     multiprocess_rounds=5,
     multiprocess_calls=3,
+    instruction_calls=0,
 )
 
 
@@ -164,6 +168,7 @@ def _sections(scale: Scale) -> dict[str, Callable[[], list[Section]]]:
             thread_ns=scale.thread_ns,
             profile_calls=scale.profile_calls,
         ),
+        "instructions": lambda: [_instructions.run(calls=scale.instruction_calls)],
         "snapshot": lambda: [
             _snapshot.run(
                 tools=scale.snapshot_tools,
