@@ -612,9 +612,8 @@ def _stdio_round_trips(kind: str, *, blocks: int, calls: int) -> StdioSamples:
     )
 
 
-def _import_seconds(statement: str) -> float:
-    """Seconds ``statement`` (an import) takes in a fresh interpreter, timed inside it."""
-    code = f"import time\n_t = time.perf_counter()\n{statement}\nprint(time.perf_counter() - _t)"
+def _printed_seconds(code: str) -> float:
+    """The last line ``code`` prints in a fresh interpreter of ours, as a number."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
     done = subprocess.run(  # noqa: S603 - our own interpreter
         [sys.executable, "-c", code],
@@ -626,6 +625,13 @@ def _import_seconds(statement: str) -> float:
         env=env,
     )
     return float(done.stdout.strip().splitlines()[-1])
+
+
+def _import_seconds(statement: str) -> float:
+    """Seconds ``statement`` (an import) takes in a fresh interpreter, timed inside it."""
+    return _printed_seconds(
+        f"import time\n_t = time.perf_counter()\n{statement}\nprint(time.perf_counter() - _t)"
+    )
 
 
 #: What otel-perf's pipeline loads of the OpenTelemetry SDK (the API is already loaded by
@@ -644,17 +650,7 @@ print(time.process_time() - _t)
 
 def _sdk_import_after_server_s() -> float:
     """CPU seconds the SDK's metrics modules take to import in a server that has its own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
-    done = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-c", _SDK_AFTER_SERVER],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        cwd=ROOT,
-        env=env,
-    )
-    return float(done.stdout.strip().splitlines()[-1])
+    return _printed_seconds(_SDK_AFTER_SERVER)
 
 
 def _interleaved(subjects: dict[str, Callable[[], float]], runs: int) -> dict[str, list[float]]:
