@@ -17,8 +17,9 @@ generation, which cannot share an environment with the newer one, so `test` also
 no test path is given, or when a given path is inside tests/integration/mcp1 (which then runs
 only there).
 
-``test`` also needs two Debian packages the tests drive for real (Prometheus for promtool,
-Chromium for the dashboard's browser test): run as root, it installs them; otherwise it says
+``test`` also needs three Debian packages the tests drive for real (Prometheus for promtool,
+Chromium for the dashboard's browser test, valgrind for the benchmark's instruction counts):
+run as root, it installs them; otherwise it says
 exactly what to install, and the tests that need them fail saying so.
 """
 
@@ -46,7 +47,7 @@ MCP1_VENVS = ((ROOT / ".venv-mcp1", "mcp==1.30.*"), (ROOT / ".venv-mcp126", "mcp
 
 #: Commands the tests run -> the Debian package that provides them. Installing them starts no
 #: service.
-SYSTEM_PACKAGES = {"promtool": "prometheus", "chromium": "chromium"}
+SYSTEM_PACKAGES = {"promtool": "prometheus", "chromium": "chromium", "valgrind": "valgrind"}
 
 
 def _run(*cmd: str | Path) -> int:

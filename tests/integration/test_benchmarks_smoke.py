@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import _instructions
+from tests.support.helpers import require_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -219,10 +220,10 @@ def test_the_harness_leaves_otel_perf_unconfigured_in_its_own_process() -> None:
     assert done.stdout.strip().splitlines()[-1] == "True"
 
 
-@pytest.mark.skipif(not _instructions.available(), reason="valgrind is not installed")
 def test_instruction_counts_put_otel_perf_above_the_sdk_record_it_makes() -> None:
     # Quick mode leaves the callgrind section out (each count runs under valgrind); this runs
     # one pair at a small count. A track_tool() call makes the SDK record and more, so its
     # count must exceed the bare record's, and both are whole SDK records (tens of thousands).
+    require_command("valgrind")
     counts = _instructions.per_call(600, ["record", "track_tool"])
     assert 10_000 < counts["record"] < counts["track_tool"] < 3 * counts["record"]

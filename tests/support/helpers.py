@@ -53,7 +53,12 @@ def global_meter_provider(provider: object) -> Iterator[None]:
 
 
 #: Commands some tests run -> the Debian package providing them (as dev.py's SYSTEM_PACKAGES).
-SYSTEM_COMMANDS = {"promtool": "prometheus", "prometheus": "prometheus", "chromium": "chromium"}
+SYSTEM_COMMANDS = {
+    "promtool": "prometheus",
+    "prometheus": "prometheus",
+    "chromium": "chromium",
+    "valgrind": "valgrind",
+}
 
 
 def require_command(command: str) -> str:

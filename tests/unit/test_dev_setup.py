@@ -54,14 +54,23 @@ def test_as_root_the_missing_packages_are_installed() -> None:
     assert dev.ensure_system_packages(euid=0, which=which, run=run) is None
     assert ran == [
         ("apt-get", "update", "-qq"),
-        ("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "prometheus"),
+        (
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "chromium",
+            "prometheus",
+            "valgrind",
+        ),
     ]
 
 
 def test_nothing_to_do_when_everything_is_there() -> None:
     dev = load_dev()
     assert dev.ensure_system_packages(euid=1000, which=lambda c: f"/usr/bin/{c}") is None
-    assert dev.missing_system_packages(lambda c: None) == ["chromium", "prometheus"]
+    assert dev.missing_system_packages(lambda c: None) == ["chromium", "prometheus", "valgrind"]
 
 
 def test_ci_runs_nothing_but_the_readme_command() -> None:
