@@ -642,12 +642,24 @@ class Recorder:
 
     def record_cache_hit(self, cache_name: object) -> None:
         try:
+            # Fast path (a cache seen before): one lookup and the queued add, without
+            # _count's nested calls. Only exact ``str`` names are ever cached.
+            if type(cache_name) is str:
+                attrs = self._cache_hit.get(cache_name)
+                if attrs is not None:
+                    self._cache_requests.add(1, attrs)
+                    return
             self._count(self._cache_requests, self._cache_hit, cache_name, n.CACHE_HIT, 1)
         except Exception as exc:
             warn_dropped("cache", exc)
 
     def record_cache_miss(self, cache_name: object) -> None:
         try:
+            if type(cache_name) is str:  # the fast path, as in record_cache_hit
+                attrs = self._cache_miss.get(cache_name)
+                if attrs is not None:
+                    self._cache_requests.add(1, attrs)
+                    return
             self._count(self._cache_requests, self._cache_miss, cache_name, n.CACHE_MISS, 1)
         except Exception as exc:
             warn_dropped("cache", exc)

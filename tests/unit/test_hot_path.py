@@ -58,6 +58,33 @@ def test_unusual_names_take_the_general_path(raw: Any, expected: str) -> None:
     assert _tools()[expected]["total_calls"] == 6
 
 
+def test_first_and_later_hits_and_misses_of_a_cache_count_alike() -> None:
+    for _ in range(3):  # the first call builds each series, the others take the fast path
+        otel_perf.record_cache_hit("c")
+        otel_perf.record_cache_miss("c")
+    otel_perf.record_cache_hit("c")
+    cache = otel_perf.get_all_metrics()["cache_metrics"]["c"]
+    assert (cache["hits"], cache["misses"]) == (4, 3)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (_Name("sub"), "sub"),
+        ("x" * (MAX_NAME_LENGTH + 10), "x" * MAX_NAME_LENGTH),
+        ("bad\nname", "bad?name"),
+        (42, "42"),
+        (None, "unknown"),
+    ],
+)
+def test_unusual_cache_names_take_the_general_path(raw: Any, expected: str) -> None:
+    for _ in range(2):
+        otel_perf.record_cache_hit(raw)
+        otel_perf.record_cache_miss(raw)
+    cache = otel_perf.get_all_metrics()["cache_metrics"][expected]
+    assert (cache["hits"], cache["misses"]) == (2, 2)
+
+
 def test_an_unhashable_name_is_recorded_not_raised() -> None:
     name: Any = ["a", "list"]
     with otel_perf.track_tool(name):
