@@ -17,6 +17,16 @@ class _Name(str):
     """A str subclass: never taken by the fast paths, which only cache exact ``str`` names."""
 
 
+#: Names the fast paths never take, each with the name it is recorded under.
+_UNUSUAL_NAMES = [
+    (_Name("sub"), "sub"),
+    ("x" * (MAX_NAME_LENGTH + 10), "x" * MAX_NAME_LENGTH),
+    ("bad\nname", "bad?name"),
+    (42, "42"),
+    (None, "unknown"),
+]
+
+
 def _tools() -> dict[str, Any]:
     tools: dict[str, Any] = otel_perf.get_all_metrics()["tool_metrics"]
     return tools
@@ -33,16 +43,7 @@ def test_first_and_later_calls_of_a_tool_count_alike() -> None:
     assert tool["max_latency_ms"] == 5.0
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        (_Name("sub"), "sub"),
-        ("x" * (MAX_NAME_LENGTH + 10), "x" * MAX_NAME_LENGTH),
-        ("bad\nname", "bad?name"),
-        (42, "42"),
-        (None, "unknown"),
-    ],
-)
+@pytest.mark.parametrize(("raw", "expected"), _UNUSUAL_NAMES)
 def test_unusual_names_take_the_general_path(raw: Any, expected: str) -> None:
     for _ in range(2):
         with otel_perf.track_tool(raw):
@@ -67,16 +68,7 @@ def test_first_and_later_hits_and_misses_of_a_cache_count_alike() -> None:
     assert (cache["hits"], cache["misses"]) == (4, 3)
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        (_Name("sub"), "sub"),
-        ("x" * (MAX_NAME_LENGTH + 10), "x" * MAX_NAME_LENGTH),
-        ("bad\nname", "bad?name"),
-        (42, "42"),
-        (None, "unknown"),
-    ],
-)
+@pytest.mark.parametrize(("raw", "expected"), _UNUSUAL_NAMES)
 def test_unusual_cache_names_take_the_general_path(raw: Any, expected: str) -> None:
     for _ in range(2):
         otel_perf.record_cache_hit(raw)
