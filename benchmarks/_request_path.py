@@ -556,7 +556,11 @@ def _first_handshake(command: list[str], *, to_exit: bool) -> tuple[float, float
     wall_s = time.perf_counter() - start
     if not to_exit:
         return wall_s, peer.kill()
-    peer.send("notifications/initialized", notify=True)
+    try:
+        peer.send("notifications/initialized", notify=True)
+    except BaseException:
+        peer.kill()
+        raise
     return wall_s, peer.close()
 
 

@@ -3,9 +3,10 @@
 mcp 1.x (and FastMCP 3.x on it) cannot share an environment with mcp 2.x, so the harness runs
 this module with the interpreter of ``.venv-mcp1`` (``python3 dev.py test`` and
 ``python3 dev.py bench`` build it) and reads its figures from stdout as JSON:
-``{kind: {"plain": [...], "otel-perf": [...]}}``, microseconds of process CPU per ``tools/call``
-in each round. The rounds are interleaved as in :mod:`benchmarks._request_path`; the otel-perf
-server's queue is handed to the SDK inside each of its rounds.
+``{kind: {"plain": [...], "otel-perf": [...], "one queued SDK record": [...]}}``, microseconds
+of process CPU per ``tools/call`` in each round. The rounds are interleaved as in
+:mod:`benchmarks._request_path`; the otel-perf server's queue is handed to the SDK inside each
+of its rounds.
 
 The third variant, ``one queued SDK record``, is the floor of recording each request through
 the OpenTelemetry SDK off the request path, as in :mod:`benchmarks._request_path`: a minimal
