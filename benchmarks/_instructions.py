@@ -34,6 +34,7 @@ SUBJECTS = (
 )
 #: (otel-perf subject, its floor) pairs given as ratios.
 RATIOS = (("track_tool", "record"), ("cache_hit", "add"))
+#: As ``benchmarks._overhead.HAND_OVER_EVERY`` (not imported: the child would load that module).
 HAND_OVER_EVERY = 512
 _WARM_UP = 500
 _COLLECTED = re.compile(rb"Collected\s*:\s*([0-9]+)")
