@@ -45,7 +45,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
@@ -172,6 +172,27 @@ def _hand_over_queue() -> None:
         recorder.flush()
 
 
+async def timed_round(
+    call: Callable[[int], Awaitable[object]], calls: int, hand_over: Callable[[], object] | None
+) -> float:
+    """Microseconds of process CPU per call over ``calls`` awaited ``call(i)``, garbage
+    collection off, with ``hand_over()`` (a queue given to the SDK) inside the timing, so that
+    a queued record's whole cost falls inside its round. Every variant of both SDK generations
+    (see :mod:`benchmarks._request_path_mcp1`) is timed by this one loop."""
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.process_time_ns()
+        for i in range(calls):
+            await call(i)
+        if hand_over is not None:
+            hand_over()
+        elapsed = time.process_time_ns() - start
+    finally:
+        gc.enable()
+    return elapsed / calls / 1000.0
+
+
 def _add_timing(kind: str, server: Any, done: Callable[[float], object]) -> Any:
     """``server`` with a last middleware that times each request and calls ``done(seconds)``:
     nothing else (no error policy, no method label), so the floors below are the least a
@@ -261,6 +282,7 @@ def _in_process(
     per_call: dict[str, list[float]] = {name: [] for name in VARIANTS}
     bare = base.BareSdk()
     queue = _QueuedRecords(bare)
+    hand_overs = {OTEL_PERF: _hand_over_queue, QUEUED: queue.hand_over}
 
     async def main() -> None:
         plain = _mcp_servers.build(kind)
@@ -284,24 +306,18 @@ def _in_process(
                     client = clients[name]
                     if switch is not None:
                         switch.on = name == SPANS
-                    gc.collect()
-                    gc.disable()
                     try:
-                        start = time.process_time_ns()
-                        for i in range(calls):
-                            await client.call_tool("echo", {"x": i})
-                        if name == OTEL_PERF:
-                            _hand_over_queue()  # its whole cost falls inside the round
-                        elif name == QUEUED:
-                            queue.hand_over()
-                        elapsed = time.process_time_ns() - start
+                        us = await timed_round(
+                            lambda i, client=client: client.call_tool("echo", {"x": i}),
+                            calls,
+                            hand_overs.get(name),
+                        )
                     finally:
-                        gc.enable()
                         if switch is not None:
                             switch.on = False
                             switch.drain()
                     if round_index:
-                        per_call[name].append(elapsed / calls / 1000.0)
+                        per_call[name].append(us)
 
     try:
         anyio.run(main)

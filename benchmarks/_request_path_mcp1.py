@@ -19,7 +19,6 @@ low-level server's ``tools/call`` request handler (where otel-perf's own 1.x hoo
 """
 
 import contextlib
-import gc
 import json
 import random
 import sys
@@ -127,13 +126,19 @@ def measure(kind: str, calls: int, rounds: int) -> dict[str, list[float]]:
     import anyio
 
     from benchmarks._baselines import BareSdk
-    from benchmarks._request_path import _hand_over_queue, _instrument, _QueuedRecords
+    from benchmarks._request_path import (
+        _hand_over_queue,
+        _instrument,
+        _QueuedRecords,
+        timed_round,
+    )
 
     per_call: dict[str, list[float]] = {name: [] for name in VARIANTS}
     # FastMCP 3 is instrumented as FastMCP 4 is; both 1.x servers through otel_perf.mcp.
     instrumented_as = "fastmcp" if kind == "fastmcp3" else kind
     bare = BareSdk()
     queue = _QueuedRecords(bare)
+    hand_overs = {OTEL_PERF: _hand_over_queue, QUEUED: queue.hand_over}
 
     async def main() -> None:
         servers = {
@@ -151,22 +156,9 @@ def measure(kind: str, calls: int, rounds: int) -> dict[str, list[float]]:
             for round_index in range(rounds + 1):  # round 0 warms up
                 rng.shuffle(order)
                 for name in order:
-                    call = clients[name]
-                    gc.collect()
-                    gc.disable()
-                    try:
-                        start = time.process_time_ns()
-                        for i in range(calls):
-                            await call(i)
-                        if name == OTEL_PERF:
-                            _hand_over_queue()
-                        elif name == QUEUED:
-                            queue.hand_over()
-                        elapsed = time.process_time_ns() - start
-                    finally:
-                        gc.enable()
+                    us = await timed_round(clients[name], calls, hand_overs.get(name))
                     if round_index:
-                        per_call[name].append(elapsed / calls / 1000.0)
+                        per_call[name].append(us)
 
     try:
         anyio.run(main)
