@@ -140,3 +140,56 @@ def test_a_trace_based_exemplar_keeps_the_trace_of_the_call() -> None:
     points = {p.attributes[n.GEN_AI_TOOL_NAME]: p for p in tool_points(metrics.pipeline.collect())}
     assert [e.trace_id for e in points["traced"].exemplars] == [trace_id]
     assert points["untraced"].exemplars == []
+
+
+def test_a_flush_waits_for_a_replay_under_way_on_another_thread() -> None:
+    # A collection's flush must not read the SDK while the drainer is still handing over a
+    # measurement it took off the queue before the collection began.
+    queue = _handoff.MeasurementQueue()
+    inside, release = threading.Event(), threading.Event()
+    handed: list[str] = []
+
+    def slow(value: float, _attributes: Any, _context: Any) -> None:
+        inside.set()
+        assert release.wait(10.0)
+        handed.append(f"slow {value}")
+
+    def fast(value: float, _attributes: Any, _context: Any) -> None:
+        handed.append(f"fast {value}")
+
+    queue.items.append((slow, 1.0, {}, None))
+    queue.items.append((fast, 2.0, {}, None))
+    drainer = threading.Thread(target=queue.flush, args=(1,))
+    drainer.start()
+    assert inside.wait(10.0)
+    flushed: list[int] = []
+    collector = threading.Thread(target=lambda: flushed.append(queue.flush()))
+    collector.start()
+    collector.join(0.3)
+    assert collector.is_alive(), "the second flush went ahead while a replay was under way"
+    assert handed == []
+    release.set()
+    drainer.join(10.0)
+    collector.join(10.0)
+    assert handed == ["slow 1.0", "fast 2.0"]
+    assert flushed == [1]
+
+
+def test_a_flush_whose_replay_lock_is_never_released_goes_ahead(monkeypatch: Any) -> None:
+    # The holder may be this very thread, interrupted by a signal whose final export runs on a
+    # helper thread: waiting for it forever would hang the host.
+    monkeypatch.setattr(_handoff, "_REPLAY_WAIT_S", 0.2)
+    queue = _handoff.MeasurementQueue()
+    handed: list[float] = []
+    queue.items.append((lambda value, _a, _c: handed.append(value), 3.0, {}, None))
+    assert queue._replay_lock.acquire()
+    try:
+        started = time.monotonic()
+        assert queue.flush() == 1
+        assert 0.15 <= time.monotonic() - started < 5.0
+    finally:
+        queue._replay_lock.release()
+    assert handed == [3.0]
+    assert queue.flush() == 0
+    # It did not release a lock it never took: the holder's release above was the only one.
+    assert not queue._replay_lock.locked()
