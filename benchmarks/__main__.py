@@ -44,6 +44,7 @@ class Scale:
     overhead_rounds: int
     chunk_ns: float
     chunks: int
+    batched_rounds: int
     thread_rounds: int
     thread_ns: float
     profile_calls: int
@@ -83,6 +84,7 @@ FULL = Scale(
     overhead_rounds=150,
     chunk_ns=250_000.0,
     chunks=6,
+    batched_rounds=25,
     thread_rounds=10,
     thread_ns=40_000_000.0,
     profile_calls=20_000,
@@ -122,6 +124,7 @@ QUICK = Scale(
     overhead_rounds=2,
     chunk_ns=50_000.0,
     chunks=2,
+    batched_rounds=1,
     thread_rounds=1,
     thread_ns=2_000_000.0,
     profile_calls=200,
@@ -164,6 +167,7 @@ def _sections(scale: Scale) -> dict[str, Callable[[], list[Section]]]:
             rounds=scale.overhead_rounds,
             chunk_ns=scale.chunk_ns,
             chunks=scale.chunks,
+            batched_rounds=scale.batched_rounds,
             thread_rounds=scale.thread_rounds,
             thread_ns=scale.thread_ns,
             profile_calls=scale.profile_calls,

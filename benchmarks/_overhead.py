@@ -1,7 +1,8 @@
 """Per-call cost: otel-perf's record paths against the SDK floor, a no-op call and other designs.
 
-All single-thread subjects run in one interleaved group, so every ratio below is paired round
-by round. The 4-thread comparison runs the same tool-call subjects from four threads at once.
+The single-thread subjects run in small interleaved groups (:data:`GROUPS`), so every ratio is
+paired round by round. The 4-thread comparison runs the same tool-call subjects from four
+threads at once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import otel_perf
 from benchmarks import _baselines as base
 from benchmarks import _runtimes
 from benchmarks._report import Section, Target
-from benchmarks._timing import Loop, Samples, calibrate, compile_loop, interleave, run_threads
+from benchmarks._timing import (
+    Loop,
+    Samples,
+    calibrate,
+    compile_loop,
+    interleave,
+    per_op_ns,
+    run_threads,
+)
 from otel_perf._metrics import Metrics
 
 
@@ -34,6 +43,18 @@ class Subject:
 
 #: Queued measurements the timed thread hands to the SDK itself (below the drainer's threshold).
 HAND_OVER_EVERY = 512
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How one group is timed: rounds, and chunks of about ``chunk_ns`` per subject and round."""
+
+    rounds: int
+    chunk_ns: float
+    chunks: int
+    #: Whether chunks hold whole hand-overs of HAND_OVER_EVERY queued measurements.
+    batched: bool = False
+
 
 # Subject names used in more than one place.
 NOOP = "no-op function call (3 arguments)"
@@ -148,6 +169,10 @@ class _Fixture:
             "origin_record": self.origin.record_tool_call,
         }
 
+    def queues(self, subject: Subject) -> bool:
+        """Whether ``subject``'s record calls queue (and its loop hands the queue over)."""
+        return subject.runtime is not None and self.runtimes[subject.runtime].recorder is not None
+
     def loop(self, subject: Subject) -> Loop:
         if subject.runtime is None:
             return compile_loop(subject.stmt, self.namespace)
@@ -199,13 +224,36 @@ GROUPS: dict[str, tuple[str, ...]] = {
 
 
 def _single_thread(
-    fixture: _Fixture, rounds: int, chunk_ns: float, chunks: int
-) -> dict[str, Samples]:
+    fixture: _Fixture, short: Pace, batched_rounds: int
+) -> dict[str, tuple[Samples, Pace]]:
     by_name = {subject.name: subject for subject in SUBJECTS}
     out = {}
     for group, names in GROUPS.items():
         loops = {name: fixture.loop(by_name[name]) for name in names}
-        out[group] = interleave(loops, rounds=rounds, chunk_ns=chunk_ns, chunks=chunks)
+        queued = [name for name in names if fixture.queues(by_name[name])]
+        pace = short
+        if queued:
+            # Each chunk of a queued subject hands the SDK whole batches of HAND_OVER_EVERY, as
+            # a collection or the drainer does, not the few measurements a short chunk holds:
+            # those would time a hand-over's fixed cost once every few calls, and how few
+            # would depend on the machine's speed (7 calls a chunk at 35 us a record). The
+            # whole group runs chunks that long, so someone else's burst of load lands on
+            # every subject alike; fewer rounds keep the time in bounds.
+            slowest_ns = max(per_op_ns(loops[name], short.chunk_ns) for name in queued)
+            pace = Pace(
+                batched_rounds,
+                max(short.chunk_ns, HAND_OVER_EVERY * slowest_ns),
+                short.chunks,
+                batched=True,
+            )
+        samples = interleave(
+            loops,
+            rounds=pace.rounds,
+            chunk_ns=pace.chunk_ns,
+            chunks=pace.chunks,
+            whole=dict.fromkeys(queued, HAND_OVER_EVERY),
+        )
+        out[group] = (samples, pace)
     return out
 
 
@@ -283,6 +331,7 @@ def run(
     rounds: int,
     chunk_ns: float,
     chunks: int,
+    batched_rounds: int,
     thread_rounds: int,
     thread_ns: float,
     profile_calls: int = 20_000,
@@ -291,13 +340,13 @@ def run(
     """The per-call section and the multi-thread section."""
     fixture = _Fixture()
     try:
-        samples = _single_thread(fixture, rounds, chunk_ns, chunks)
+        samples = _single_thread(fixture, Pace(rounds, chunk_ns, chunks), batched_rounds)
         threaded = _threads(fixture, thread_rounds, thread_ns, threads)
         profile = _profile_track_tool(fixture, profile_calls)
     finally:
         fixture.close()
     return [
-        *_per_call_sections(samples, rounds, chunk_ns, chunks),
+        *_per_call_sections(samples),
         profile,
         _thread_section(threaded, threads, thread_rounds),
     ]
@@ -336,17 +385,25 @@ _GROUP_TEXT = {
 }
 
 
-def _per_call_sections(
-    groups: dict[str, Samples], rounds: int, chunk_ns: float, chunks: int
-) -> list[Section]:
+def _per_call_sections(groups: dict[str, tuple[Samples, Pace]]) -> list[Section]:
     sections = []
-    for group, samples in groups.items():
+    for group, (samples, pace) in groups.items():
+        batches = ""
+        if pace.batched:
+            batches = (
+                f" otel-perf's record calls queue; every {HAND_OVER_EVERY} calls the timed "
+                "loop hands the queue to the SDK itself (as a collection would), and a chunk "
+                f"holds whole batches of {HAND_OVER_EVERY}, so each measurement's whole cost "
+                "is timed at the batch size a busy server hands over."
+            )
         section = Section(
             f"Per-call cost: {group}",
             _GROUP_TEXT[group]
+            + batches
             + f" Nanoseconds per operation (thread CPU time, net of the empty loop), min and "
-            f"median over {rounds} rounds of {chunks} interleaved chunks of "
-            f"{chunk_ns / 1e6:g} ms; the note gives the paired median ratio to the named row.",
+            f"median over {pace.rounds} rounds of {pace.chunks} interleaved chunks of "
+            f"{pace.chunk_ns / 1e6:.3g} ms; the note gives the paired median ratio to the "
+            "named row.",
         )
         for name in GROUPS[group]:
             reference = _REFERENCE.get(name)

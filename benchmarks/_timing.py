@@ -72,7 +72,12 @@ def _timed(loop: Loop, n: int) -> int:
 
 
 def calibrate(loop: Loop, target_ns: float, cap: int = 5_000_000) -> int:
-    """Iterations that make ``loop`` take about ``target_ns``.
+    """Iterations that make ``loop`` take about ``target_ns``."""
+    return max(4, min(cap, int(target_ns / per_op_ns(loop, target_ns, cap))))
+
+
+def per_op_ns(loop: Loop, target_ns: float, cap: int = 5_000_000) -> float:
+    """Nanoseconds one iteration of ``loop`` takes, from runs of at least ``target_ns / 8``.
 
     The first calls of a subject are slow (a new series is created, caches are cold), so a
     few warm-up calls come first and each probe is the faster of two runs.
@@ -84,8 +89,7 @@ def calibrate(loop: Loop, target_ns: float, cap: int = 5_000_000) -> int:
         if elapsed >= target_ns / 8 or n >= cap:
             break
         n *= 4
-    per_op = max(elapsed / n, 1.0)
-    return max(4, min(cap, int(target_ns / per_op)))
+    return max(elapsed / n, 1.0)
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ def interleave(
     seed: int = 5,
     subtract_empty: bool = True,
     between_rounds: Callable[[], None] | None = None,
+    whole: Mapping[str, int] | None = None,
 ) -> Samples:
     """Time every subject in every round, finely interleaved.
 
@@ -132,11 +137,17 @@ def interleave(
 
     With ``subtract_empty`` an empty loop joins every round and its per-iteration cost is taken
     off every subject's figure for that round (floored at 1 % of the raw figure).
+
+    ``whole`` maps subjects to a count their iterations per chunk are a whole multiple of (the
+    nearest, at least one): a subject that does something every that many calls does it the
+    same number of times in every chunk.
     """
     loops = dict(subjects)
     if subtract_empty:
         loops[EMPTY] = compile_loop("pass", {})
     iterations = {name: calibrate(loop, chunk_ns) for name, loop in loops.items()}
+    for name, multiple in (whole or {}).items():
+        iterations[name] = max(1, round(iterations[name] / multiple)) * multiple
     overhead = clock_overhead(next(iter(loops.values())))
     rng = random.Random(seed)
     order = list(loops)
