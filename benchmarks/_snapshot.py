@@ -28,6 +28,9 @@ from benchmarks._timing import Loop, interleave
 
 ERRORS = ("TimeoutError", "ValueError")
 
+#: The busy snapshot's limit, as the request-path work set it: every changed tool is converted,
+#: merged, windowed and rendered anew, where the idle snapshot (1.3x) reuses all of that.
+BUSY_LIMIT = 1.5
 BARE = "bare SDK get_metrics_data()"
 OURS = "otel-perf get_all_metrics()"
 ORIGIN = "origin-style get_all_metrics() (deque + statistics.quantiles)"
@@ -144,9 +147,11 @@ def run(*, tools: int, calls: int, rounds: int) -> Section:
         Target(
             f"`get_all_metrics()` vs bare `get_metrics_data()`, {tools} tools, every tool changed",
             samples.ratio(OURS_BUSY, BARE_BUSY),
-            1.3,
+            BUSY_LIMIT,
             detail="The origin-style collector takes "
-            f"{samples.ratio(ORIGIN_BUSY, BARE_BUSY):.2f}x.",
+            f"{samples.ratio(ORIGIN_BUSY, BARE_BUSY):.2f}x. The limit is the one the "
+            "request-path work set for this row, at 2.06x then; the idle row's 1.3x assumes "
+            "work reused between reads, which this row rules out.",
         )
     )
     per_tool_us = (samples.median(OURS_BUSY) - samples.median(BARE_BUSY)) / tools / 1e3
