@@ -1,8 +1,10 @@
 """The servers the request-path benchmark calls: one ``echo(x)`` tool on each server kind.
 
-Also a script: ``python benchmarks/_mcp_servers.py KIND`` serves KIND on stdin/stdout, as MCP
-clients run servers. Nothing here imports otel_perf: the harness instruments what it measures
-(in process) or runs it under ``otel-perf run`` (stdio).
+Also a script: ``python benchmarks/_mcp_servers.py KIND [--queued-record]`` serves KIND on
+stdin/stdout, as MCP clients run servers. Nothing here configures otel_perf: the harness
+instruments what it measures (in process) or runs it under ``otel-perf run`` (stdio).
+``--queued-record`` adds the stdio floor: one SDK record per request, queued by a minimal
+middleware and handed to a bare SDK histogram in batches, with none of otel-perf's code.
 """
 
 import sys
@@ -57,8 +59,33 @@ def build(kind: str) -> Any:
     return BUILDERS[kind]()
 
 
-def serve_stdio(kind: str) -> None:
+#: How many queued records the stdio floor hands to the SDK at once, inline on the request that
+#: fills the batch (as the per-call benchmark's loops do: ``benchmarks._overhead``).
+QUEUED_HAND_OVER_EVERY = 512
+
+
+def add_queued_record(kind: str, server: Any) -> Any:
+    """``server`` recording each request as the floor of recording off the request path does
+    (``benchmarks._request_path``'s "one queued SDK record"), handing the queue to the SDK
+    every :data:`QUEUED_HAND_OVER_EVERY` requests."""
+    from benchmarks import _baselines as base
+    from benchmarks._request_path import _add_timing, _QueuedRecords
+
+    records = _QueuedRecords(base.BareSdk())
+    queue, items = records.queue_one(), records.items
+
+    def done(seconds: float) -> None:
+        queue(seconds)
+        if len(items) >= QUEUED_HAND_OVER_EVERY:
+            records.hand_over()
+
+    return _add_timing(kind, server, done)
+
+
+def serve_stdio(kind: str, *, queued_record: bool = False) -> None:
     server = build(kind)
+    if queued_record:
+        add_queued_record(kind, server)
     if kind == "fastmcp":
         server.run(transport="stdio", show_banner=False)
     elif kind == "mcpserver":
@@ -75,4 +102,8 @@ def serve_stdio(kind: str) -> None:
 
 
 if __name__ == "__main__":
-    serve_stdio(sys.argv[1] if len(sys.argv) > 1 else "mcpserver")
+    args = sys.argv[1:]
+    serve_stdio(
+        next((a for a in args if not a.startswith("--")), "mcpserver"),
+        queued_record="--queued-record" in args,
+    )

@@ -23,9 +23,11 @@ hands out tracers that follow a switch, so the plain and otel-perf rounds still 
 
 Over stdio, the server runs in a child process, as MCP clients run servers: the time to the
 first handshake of ``python server.py`` against ``otel-perf run -- python server.py`` (fresh
-processes, interleaved), and blocks of ``tools/call`` round trips over the pipes of two long-lived
-children, alternating. Start-up also includes ``import otel_perf`` against
-``import opentelemetry.sdk.metrics`` alone, each in a fresh interpreter.
+processes, interleaved), and blocks of ``tools/call`` round trips over the pipes of three
+long-lived children in turn: plain, under ``otel-perf run``, and plain with one queued SDK record
+per request (``benchmarks/_mcp_servers.py --queued-record``, the floor). Start-up also
+includes ``import otel_perf`` against ``import opentelemetry.sdk.metrics`` alone, each in a
+fresh interpreter.
 """
 
 from __future__ import annotations
@@ -440,8 +442,10 @@ def run_prefix() -> list[str]:
     return [sys.executable, "-m", "otel_perf", "run", "--"]
 
 
-def server_command(kind: str, *, instrumented: bool) -> list[str]:
+def server_command(kind: str, *, instrumented: bool, queued_record: bool = False) -> list[str]:
     command = [sys.executable, str(SERVER_SCRIPT), kind]
+    if queued_record:
+        command.append("--queued-record")
     return run_prefix() + command if instrumented else command
 
 
@@ -598,17 +602,19 @@ class StdioSamples:
 
 
 def _stdio_round_trips(kind: str, *, blocks: int, calls: int) -> StdioSamples:
-    """``tools/call`` round trips over the pipes of a plain and an ``otel-perf run`` child."""
-    wall_us: dict[str, list[float]] = {PLAIN: [], OTEL_PERF: []}
-    cpu_s: dict[str, float] = {PLAIN: 0.0, OTEL_PERF: 0.0}
+    """``tools/call`` round trips over the pipes of a plain child, an ``otel-perf run`` child
+    and a child with one queued SDK record per request (the floor)."""
+    wall_us: dict[str, list[float]] = {PLAIN: [], OTEL_PERF: [], QUEUED: []}
+    cpu_s: dict[str, float] = dict.fromkeys(wall_us, 0.0)
     cpu_known = True
     with (
         _peer(server_command(kind, instrumented=False)) as plain,
         _peer(server_command(kind, instrumented=True)) as ours,
+        _peer(server_command(kind, instrumented=False, queued_record=True)) as queued,
     ):
-        plain.handshake()
-        ours.handshake()
-        peers = [(PLAIN, plain), (OTEL_PERF, ours)]
+        peers = [(PLAIN, plain), (OTEL_PERF, ours), (QUEUED, queued)]
+        for _name, peer in peers:
+            peer.handshake()
         for block in range(blocks + 1):  # block 0 warms up
             random.Random(block).shuffle(peers)
             for name, peer in peers:
@@ -709,8 +715,10 @@ def run(
         "each request through the OpenTelemetry SDK), and with the SDK's own spans recorded by "
         "an SDK `TracerProvider`. "
         f"Then a real stdio round trip: blocks of {stdio_calls} calls over the pipes of a child "
-        "`python server.py` and a child `otel-perf run -- python server.py`, alternating "
-        f"({stdio_blocks} blocks each, wall time). Ratios are medians of per-round ratios.",
+        "`python server.py`, a child `otel-perf run -- python server.py` and a child "
+        "`python server.py` with one SDK record per request queued by a minimal middleware "
+        f"(the floor), in turn ({stdio_blocks} blocks each, wall time). Ratios are medians of "
+        "per-round ratios.",
     )
     switch = _span_switch()
     # The endpoint off: its history sampler collects every 5 s on its own thread, which would
@@ -763,22 +771,34 @@ def run(
         _runtimes.release(on)
     _mcp1_rows(path, calls=calls, rounds=rounds)
     stdio = _stdio_round_trips("mcpserver", blocks=stdio_blocks, calls=stdio_calls)
-    plain_us, ours_us = stdio.wall_us[PLAIN], stdio.wall_us[OTEL_PERF]
-    path.row("stdio MCPServer: plain", statistics.median(plain_us), "µs", min(plain_us))
-    path.row("stdio MCPServer: otel-perf run", statistics.median(ours_us), "µs", min(ours_us))
-    stdio_ratio = _paired_ratio(ours_us, plain_us)
+    stdio_names = {PLAIN: "plain", OTEL_PERF: "otel-perf run", QUEUED: QUEUED}
+    for name, shown in stdio_names.items():
+        values = stdio.wall_us[name]
+        path.row(f"stdio MCPServer: {shown}", statistics.median(values), "µs", min(values))
+    plain_us = stdio.wall_us[PLAIN]
+    stdio_ratio = _paired_ratio(stdio.wall_us[OTEL_PERF], plain_us)
+    stdio_floor = _paired_ratio(stdio.wall_us[QUEUED], plain_us)
     path.row("stdio MCPServer: otel-perf run vs plain", stdio_ratio, "x")
-    plain_cpu, ours_cpu = stdio.server_cpu_us[PLAIN], stdio.server_cpu_us[OTEL_PERF]
-    if plain_cpu is not None and ours_cpu is not None:
-        path.row("stdio MCPServer: server CPU per call, plain", plain_cpu, "µs")
-        path.row("stdio MCPServer: server CPU per call, otel-perf run", ours_cpu, "µs")
+    path.row(f"stdio MCPServer: {QUEUED} vs plain", stdio_floor, "x")
+    path.row(
+        f"stdio MCPServer: otel-perf run vs {QUEUED}",
+        _paired_ratio(stdio.wall_us[OTEL_PERF], stdio.wall_us[QUEUED]),
+        "x",
+    )
+    for name, shown in stdio_names.items():
+        cpu_us = stdio.server_cpu_us[name]
+        if cpu_us is not None:
+            path.row(f"stdio MCPServer: server CPU per call, {shown}", cpu_us, "µs")
     path.target(
         Target(
             "`otel-perf run` vs plain, stdio `tools/call` round trip",
             stdio_ratio,
             STDIO_LIMIT,
             detail="Wall time per round trip, client and server in separate processes; the "
-            "server CPU rows (from /proc, clock ticks over all blocks) show the server's share.",
+            "server CPU rows (from /proc, clock ticks over all blocks) show the server's share. "
+            f"In the same blocks, the floor (a plain server with one SDK record per request, "
+            f"queued by a minimal middleware and handed over every "
+            f"{_mcp_servers.QUEUED_HAND_OVER_EVERY} requests) costs {stdio_floor:.3f}x plain.",
         )
     )
     if switch is None:
