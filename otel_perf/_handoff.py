@@ -87,8 +87,9 @@ class MeasurementQueue:
         # One replay at a time: a collection's flush waits for the drainer's batch (at most
         # _BATCH measurements), so a measurement taken off the queue before the collection
         # began is in the SDK before the collection reads it, not in the next one.
-        acquired = self._enter_replay()
+        acquired = False
         try:
+            acquired = self._enter_replay()
             count = len(items) if limit is None else min(len(items), limit)
             return _replay(items, count) if count else 0
         finally:
