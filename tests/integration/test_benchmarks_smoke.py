@@ -230,3 +230,25 @@ def test_instruction_counts_put_otel_perf_above_the_sdk_record_it_makes() -> Non
     require_command("valgrind")
     counts = _instructions.per_call(600, ["record", "track_tool"])
     assert 10_000 < counts["record"] < counts["track_tool"] < 3 * counts["record"]
+
+
+def test_a_batched_subject_runs_whole_batches_in_every_chunk() -> None:
+    # The per-call rows time otel-perf's queued record calls with a hand-over every 512 calls:
+    # a chunk cut short would time a hand-over's fixed cost over fewer calls than a real one.
+    from benchmarks._timing import compile_loop, interleave
+
+    runs: list[int] = []
+    namespace = {"runs": runs}
+    batched = compile_loop("pass", namespace, setup="runs.append(_n)")
+    plain = compile_loop("pass", {})
+    samples = interleave(
+        {"batched": batched, "plain": plain},
+        rounds=2,
+        chunk_ns=20_000.0,
+        chunks=3,
+        whole={"batched": 64},
+    )
+    timed = runs[-2 * 3 - 3 :]  # the last runs are the warm-up round and two timed rounds
+    assert samples.iterations["batched"] % 64 == 0
+    assert samples.iterations["batched"] >= 64
+    assert timed == [samples.iterations["batched"]] * len(timed)
