@@ -248,10 +248,14 @@ class _QueuedRecords:
         """The function a timing wrapper calls with each request's seconds."""
         from opentelemetry.context import get_current
 
+        # The context as otel-perf's queue keeps it (a call outside any span keeps a context
+        # that says so), so the floor pays what otel-perf pays for it and no more.
+        from otel_perf._handoff import OUTSIDE_ANY_SPAN
+
         record, append, attrs = self._record, self.items.append, _tool_attrs()
 
         def queue(seconds: float) -> None:
-            append((record, seconds, attrs, get_current()))
+            append((record, seconds, attrs, get_current() or OUTSIDE_ANY_SPAN))
 
         return queue
 

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from opentelemetry.context import get_current
+from opentelemetry.context import Context, create_key, get_current, set_value
 
 from otel_perf._guard import Drops, state
 from otel_perf._log import warn_once
@@ -51,6 +51,16 @@ _REPLAY_WAIT_S: Final = 2.0
 _JOIN_S: Final = 2.0
 
 Item = tuple[Callable[..., None], float, Any, Any]
+
+#: The context a measurement taken outside any span is handed over with. The SDK reads the
+#: current context when the one it is given is empty (``context or get_current()``, and an empty
+#: ``Context`` is falsy), which at replay is the *collecting* thread's: inside a span there, a
+#: trace-based exemplar would name a trace the call was never part of. A context that holds
+#: only this key is not empty and carries no span, so no span is ever read from it (and the SDK
+#: skips its second ``get_current()`` call).
+OUTSIDE_ANY_SPAN: Final[Context] = set_value(
+    create_key("otel-perf-recorded-outside-any-span"), True, Context()
+)
 
 
 class MeasurementQueue:
@@ -215,9 +225,9 @@ class Deferred:
 
     def record(self, value: float, attributes: dict[str, str]) -> None:
         # The SDK would call get_current() itself: taking it here costs nothing extra, and
-        # keeps the trace of the call for trace-based exemplars.
+        # keeps the trace of the call for trace-based exemplars (see OUTSIDE_ANY_SPAN).
         items = self._items
-        items.append((self._call, value, attributes, get_current()))
+        items.append((self._call, value, attributes, get_current() or OUTSIDE_ANY_SPAN))
         if len(items) >= SOFT_LIMIT:
             self._queue.crowded()
 
@@ -244,4 +254,4 @@ class _ReplayAtOnce(deque[Item]):
         item[0](item[1], item[2], item[3])
 
 
-__all__ = ["HARD_LIMIT", "SOFT_LIMIT", "Deferred", "MeasurementQueue"]
+__all__ = ["HARD_LIMIT", "OUTSIDE_ANY_SPAN", "SOFT_LIMIT", "Deferred", "MeasurementQueue"]

@@ -142,6 +142,24 @@ def test_a_trace_based_exemplar_keeps_the_trace_of_the_call() -> None:
     assert points["untraced"].exemplars == []
 
 
+def test_a_call_made_outside_any_span_gets_no_exemplar_from_the_collecting_span() -> None:
+    # The queue is handed over by whoever collects: a tool that reports the server's metrics
+    # collects inside its own request's span. A call recorded outside any span must not take
+    # that span's trace as its exemplar (the SDK reads the current context when the one it is
+    # given is empty).
+    tracer = TracerProvider().get_tracer("test")
+    metrics = otel_perf.configure(json_enabled=False, exemplar_filter="trace_based")
+    with otel_perf.track_tool("untraced"):
+        pass
+    assert metrics.pipeline is not None
+    with tracer.start_as_current_span("a tool that reports the metrics"):
+        points = {
+            p.attributes[n.GEN_AI_TOOL_NAME]: p for p in tool_points(metrics.pipeline.collect())
+        }
+    assert points["untraced"].count == 1
+    assert points["untraced"].exemplars == []
+
+
 def test_a_flush_waits_for_a_replay_under_way_on_another_thread() -> None:
     # A collection's flush must not read the SDK while the drainer is still handing over a
     # measurement it took off the queue before the collection began.
