@@ -75,7 +75,8 @@ class BareRecorderSdk:
         self.provider = MeterProvider(
             metric_readers=[self.reader], views=_views(settings), shutdown_on_exit=False
         )
-        self.recorder = Recorder(self.provider.get_meter(n.METER_NAME), settings)
+        self.recorder = Recorder(settings)
+        self.recorder.attach(self.provider.get_meter(n.METER_NAME))
 
     def shutdown(self) -> None:
         self.provider.shutdown()

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     )
     from otel_perf._compat import PerformanceMetricsCollector, get_collector
     from otel_perf._configure import configure, shutdown
+    from otel_perf._errors import CollectionError
     from otel_perf._metrics import Metrics
-    from otel_perf._pipeline import CollectionError
     from otel_perf._settings import Settings
 
 # Every public name loads from its module on first use (PEP 562), then is an ordinary module
@@ -74,7 +74,7 @@ _SOURCES: dict[str, str] = {
     "configure": "otel_perf._configure",
     "shutdown": "otel_perf._configure",
     "Metrics": "otel_perf._metrics",
-    "CollectionError": "otel_perf._pipeline",
+    "CollectionError": "otel_perf._errors",
     "Settings": "otel_perf._settings",
 }
 

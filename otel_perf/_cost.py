@@ -39,8 +39,6 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from opentelemetry.metrics import CallbackOptions, Observation
-
 from otel_perf import _semconv as n
 from otel_perf._log import logger, warn_once
 
@@ -53,6 +51,8 @@ RULE_TTL_S: Final = 3600.0
 
 if TYPE_CHECKING:  # decimal is imported when something is priced, not with otel_perf
     from decimal import Decimal
+
+    from opentelemetry.metrics import CallbackOptions, Observation
 
 
 def sum_start() -> Decimal:
@@ -146,6 +146,8 @@ class CostLedger:
 
     def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
         """The observable counter's callback: cumulative US dollars per priced model."""
+        from opentelemetry.metrics import Observation  # noqa: PLC0415 - loaded by its caller
+
         with self._collect_lock:
             self._drain()
             return [

@@ -50,7 +50,10 @@ _REPLAY_WAIT_S: Final = 2.0
 #: How long a retiring queue waits for its drainer thread to end.
 _JOIN_S: Final = 2.0
 
-Item = tuple[Callable[..., None], float, Any, Any]
+#: (the record call it was made through, value, attributes, context). The record call, not
+#: the SDK method behind it: a recorder whose SDK instruments do not exist yet queues too, and
+#: its measurements go to the instruments it is attached to later (see Recorder.attach).
+Item = tuple["Deferred", float, Any, Any]
 
 #: The context a measurement taken outside any span is handed over with. The SDK reads the
 #: current context when the one it is given is empty (``context or get_current()``, and an empty
@@ -75,6 +78,26 @@ class MeasurementQueue:
         self._replay_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        #: Whether the record calls have SDK instruments to be handed to: until then nothing
+        #: is replayed, and every record call tells :attr:`need_sdk` (see :meth:`crowded`).
+        self.attached = False
+        #: Told when a measurement waits for SDK instruments that do not exist yet: once with
+        #: ``False`` (the first one), and with ``True`` while :data:`HARD_LIMIT` wait.
+        self.need_sdk: Callable[[bool], None] | None = None
+        #: Whether :attr:`need_sdk` was told (a measurement was queued before attaching).
+        self.told = False
+        #: The length at which a record call calls :meth:`crowded`: 1 until attached (so the
+        #: first measurement is noticed without a check of its own on the hot path).
+        self._limit = 1
+
+    def attach(self) -> None:
+        """The record calls are bound to SDK instruments now: replays may begin."""
+        self.attached = True
+        self._limit = SOFT_LIMIT
+        for sink in self._sinks:
+            sink._limit = SOFT_LIMIT
+        if len(self.items) >= SOFT_LIMIT:
+            self.crowded()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -88,7 +111,7 @@ class MeasurementQueue:
         this thread holds one of the SDK's locks is refused instead of waiting on itself.
         """
         items = self.items
-        if not items:
+        if not items or not self.attached:
             return 0
         local = state
         was_busy = local.busy
@@ -121,7 +144,19 @@ class MeasurementQueue:
         return lock.acquire(False) or lock.acquire(timeout=_REPLAY_WAIT_S)
 
     def crowded(self) -> None:
-        """Called by a record call that found :data:`SOFT_LIMIT` or more waiting."""
+        """Called by a record call that found :data:`SOFT_LIMIT` or more waiting (before the
+        queue is attached: any)."""
+        if not self.attached:
+            need_sdk = self.need_sdk
+            if need_sdk is None:
+                return
+            if len(self.items) >= HARD_LIMIT:
+                if not state.busy:  # not from a signal handler inside a flush of this thread
+                    need_sdk(True)
+            elif not self.told:
+                self.told = True
+                need_sdk(False)
+            return
         if len(self.items) >= HARD_LIMIT:
             if not state.busy:  # not from a signal handler inside a flush of this thread
                 self.flush()
@@ -198,9 +233,9 @@ def _replay(items: deque[Item], count: int) -> int:
     done = 0
     try:
         for done in range(count):  # noqa: B007 - ``done`` counts what was handed over
-            call, value, attributes, context = pop()
+            sink, value, attributes, context = pop()
             try:
-                call(value, attributes, context)
+                sink.call(value, attributes, context)
             except Exception as exc:  # the SDK refused one: never the host's problem
                 warn_once(
                     "handoff-refused",
@@ -215,20 +250,22 @@ def _replay(items: deque[Item], count: int) -> int:
 class Deferred:
     """An SDK instrument's ``record``/``add`` that queues instead of calling the SDK."""
 
-    __slots__ = ("_call", "_drops", "_items", "_queue")
+    __slots__ = ("_drops", "_items", "_limit", "_queue", "call")
 
     def __init__(self, call: Callable[..., None], queue: MeasurementQueue, drops: Drops) -> None:
-        self._call = call
+        #: The SDK instrument's ``record``/``add`` its measurements are handed to.
+        self.call = call
         self._queue = queue
         self._items = queue.items
+        self._limit = queue._limit
         self._drops = drops
 
     def record(self, value: float, attributes: dict[str, str]) -> None:
         # The SDK would call get_current() itself: taking it here costs nothing extra, and
         # keeps the trace of the call for trace-based exemplars (see OUTSIDE_ANY_SPAN).
         items = self._items
-        items.append((self._call, value, attributes, get_current() or OUTSIDE_ANY_SPAN))
-        if len(items) >= SOFT_LIMIT:
+        items.append((self, value, attributes, get_current() or OUTSIDE_ANY_SPAN))
+        if len(items) >= self._limit:
             self._queue.crowded()
 
     add = record
@@ -241,7 +278,7 @@ class Deferred:
         def dropped(_value: Any, _attributes: Any = None, _context: Any = None) -> None:
             drops.drop("recorded in a forked child into the parent's pipeline")
 
-        self._call = dropped
+        self.call = dropped
         self._queue = queue
         # Replayed at once: ``record`` stays branch-free for the parent's hot path.
         self._items = queue.items = _ReplayAtOnce()
@@ -251,7 +288,7 @@ class _ReplayAtOnce(deque[Item]):
     """A queue that hands each measurement on as it arrives (an abandoned recorder's)."""
 
     def append(self, item: Item) -> None:
-        item[0](item[1], item[2], item[3])
+        item[0].call(item[1], item[2], item[3])
 
 
 __all__ = ["HARD_LIMIT", "OUTSIDE_ANY_SPAN", "SOFT_LIMIT", "Deferred", "MeasurementQueue"]

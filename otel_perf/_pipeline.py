@@ -29,6 +29,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from otel_perf import _semconv as n
 from otel_perf import _state
 from otel_perf._app_provider import check_views
+from otel_perf._errors import NestedCollectionError
 from otel_perf._guard import collecting
 from otel_perf._guard import state as guard_state
 from otel_perf._integrations import lru_cache_sources as _cache_sources
@@ -50,10 +51,6 @@ _EXEMPLAR_FILTERS: dict[str, type[ExemplarFilter]] = {
     "always_off": AlwaysOffExemplarFilter,
     "trace_based": TraceBasedExemplarFilter,
 }
-
-
-class NestedCollectionError(RuntimeError):
-    """A collection was asked for from inside one (an observable callback, a signal handler)."""
 
 
 class PullReader(MetricReader):
@@ -196,10 +193,6 @@ class ViewSource(Protocol):
     def live_processes(self) -> int: ...
 
 
-class CollectionError(RuntimeError):
-    """Reading the metrics failed (the SDK's collect raised). Recording is unaffected."""
-
-
 class Snapshot:
     """One collected document, with its JSON encoding made at most once and shared."""
 
@@ -232,10 +225,12 @@ class Pipeline:
         meter_provider: MeterProvider | None = None,
         *,
         resource: Resource | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         """``meter_provider``: the application's SDK provider to record through (see
         :mod:`otel_perf._app_provider`); ``None`` builds otel-perf's own, with ``resource``
-        (by default the one ``settings`` describe).
+        (by default the one ``settings`` describe). ``recorder``: one that has been queueing
+        before the SDK was loaded, to attach (by default a new one).
         """
         self.settings = settings
         #: Whether otel-perf records through the application's provider rather than its own.
@@ -262,9 +257,8 @@ class Pipeline:
             relay = relay_for(meter_provider)
         self.meter_provider = meter_provider
         self._relay = relay
-        self.recorder = Recorder(
-            self.meter_provider.get_meter(n.METER_NAME, __version__), settings, relay
-        )
+        self.recorder = recorder if recorder is not None else Recorder(settings)
+        self.recorder.attach(self.meter_provider.get_meter(n.METER_NAME, __version__), relay)
         self.reader.recorder = self.recorder
         if self.shared:
             check_views(meter_provider, self.recorder.instruments())

@@ -17,18 +17,22 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Final
-
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from typing import TYPE_CHECKING, Any, Final
 
 from otel_perf import _semconv as n
 from otel_perf._cost import CostLedger
 from otel_perf._guard import Drops
 from otel_perf._handoff import MeasurementQueue
 from otel_perf._log import warn_once
-from otel_perf._observables import Relay
 from otel_perf._sanitize import NameRegistry, PairRegistry
 from otel_perf._settings import Settings
+
+if TYPE_CHECKING:
+    # The metrics API loads with attach(): a recorder queues before any of OpenTelemetry's
+    # metrics code is needed (a stdio server's start-up; see otel_perf._metrics).
+    from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+    from otel_perf._observables import Relay
 
 Attrs = dict[str, str]
 
@@ -104,80 +108,37 @@ def _cacheable(raw: object) -> bool:
 class Recorder:
     """Owns the instruments of one MeterProvider and records into them."""
 
-    def __init__(self, meter: Meter, settings: Settings, relay: Relay | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
+        """A recorder that queues every measurement; :meth:`attach` gives it SDK instruments.
+
+        Until then nothing of the SDK is needed (nor imported): record calls queue, and the
+        queue is handed over once it is attached (see :meth:`otel_perf._metrics.Metrics`,
+        which lets a stdio server answer its first handshake before the SDK loads).
+        """
         self.start_time = time.time()
         self._start_monotonic = time.monotonic()
         #: Measurements dropped rather than recorded into a forked parent's pipeline.
         self.drops = Drops()
         #: What record calls queued and the SDK has not been given yet (see otel_perf._handoff).
         self.queue = MeasurementQueue()
-
-        self._tool_duration = meter.create_histogram(
-            n.MCP_SERVER_OPERATION_DURATION,
-            unit=n.UNIT_SECONDS,
-            description="Duration of MCP requests handled by the server",
-            explicit_bucket_boundaries_advisory=n.MCP_DURATION_BUCKETS,
-        )
-        self._provider_duration = meter.create_histogram(
-            n.GEN_AI_CLIENT_OPERATION_DURATION,
-            unit=n.UNIT_SECONDS,
-            description="Duration of GenAI (LLM provider) client operations",
-        )
-        self._token_usage = meter.create_histogram(
-            n.GEN_AI_CLIENT_TOKEN_USAGE,
-            unit=n.UNIT_TOKENS,
-            description="Tokens used by GenAI client operations",
-            explicit_bucket_boundaries_advisory=n.TOKEN_USAGE_BUCKETS,
-        )
-        self._cache_requests = meter.create_counter(
-            n.CACHE_REQUESTS, unit=n.UNIT_REQUESTS, description="Cache lookups by result"
-        )
-        self._cache_evictions = meter.create_counter(
-            n.CACHE_EVICTIONS, unit=n.UNIT_EVICTIONS, description="Entries evicted from a cache"
-        )
-        self._cache_rejections = meter.create_counter(
-            n.CACHE_SIZE_REJECTIONS,
-            unit=n.UNIT_REJECTIONS,
-            description="Values refused by a cache because they were too large",
-        )
-        self._session_duration = meter.create_histogram(
-            n.MCP_SERVER_SESSION_DURATION,
-            unit=n.UNIT_SECONDS,
-            description="Duration of MCP handshake sessions, recorded when each ends",
-            explicit_bucket_boundaries_advisory=n.MCP_DURATION_BUCKETS,
-        )
-        # Observable instruments go through a relay: on the application's provider they outlive
-        # this recorder (see otel_perf._observables).
-        self.relay = relay if relay is not None else Relay()
+        #: The relay of the observable instruments, once attached (see otel_perf._observables).
+        self.relay: Relay | None = None
         #: Token counts per (provider, model), priced when collected.
         self.costs = CostLedger()
-
         #: The SDK instruments themselves (for checking the application's Views against).
-        self._sdk_instruments: tuple[object, ...] = (
-            self._tool_duration,
-            self._provider_duration,
-            self._token_usage,
-            self._session_duration,
-            self._cache_requests,
-            self._cache_evictions,
-            self._cache_rejections,
-        )
+        self._sdk_instruments: tuple[object, ...] = ()
 
         # Record calls queue their measurement; the SDK gets the queue in batches, before every
         # collection and off the request path (see otel_perf._handoff).
         queue = self.queue
-        self._deferred = [
-            queue.sink(instrument.record, self.drops)
-            for instrument in (
-                self._tool_duration,
-                self._provider_duration,
-                self._token_usage,
-                self._session_duration,
-            )
-        ] + [
-            queue.sink(instrument.add, self.drops)
-            for instrument in (self._cache_requests, self._cache_evictions, self._cache_rejections)
-        ]
+        drops = self.drops
+
+        def unattached(_value: Any, _attributes: Any = None, _context: Any = None) -> None:
+            # Only reached through a queue retired before it was ever attached (a shutdown
+            # that found nothing recorded races a record call).
+            drops.drop("recorded as otel-perf shut down, before its SDK started")
+
+        self._deferred = [queue.sink(unattached, drops) for _ in range(7)]
         (
             self._tool_duration,
             self._provider_duration,
@@ -186,7 +147,7 @@ class Recorder:
             self._cache_requests,
             self._cache_evictions,
             self._cache_rejections,
-        ) = self._deferred  # type: ignore[assignment]
+        ) = self._deferred
 
         self._tools = NameRegistry("tool", settings.max_tools)
         self._providers = NameRegistry("provider", settings.max_providers)
@@ -236,13 +197,73 @@ class Recorder:
         self._sessions_finished = itertools.count()
         self._manual_requests = 0
         self._manual_sessions = 0
+
+    def attach(self, meter: Meter, relay: Relay | None = None) -> None:
+        """Create the SDK instruments on ``meter`` and hand them what was queued so far.
+
+        ``relay``: the one observable instruments go through (on the application's provider
+        they outlive this recorder; see otel_perf._observables). Called once.
+        """
+        tool_duration = meter.create_histogram(
+            n.MCP_SERVER_OPERATION_DURATION,
+            unit=n.UNIT_SECONDS,
+            description="Duration of MCP requests handled by the server",
+            explicit_bucket_boundaries_advisory=n.MCP_DURATION_BUCKETS,
+        )
+        provider_duration = meter.create_histogram(
+            n.GEN_AI_CLIENT_OPERATION_DURATION,
+            unit=n.UNIT_SECONDS,
+            description="Duration of GenAI (LLM provider) client operations",
+        )
+        token_usage = meter.create_histogram(
+            n.GEN_AI_CLIENT_TOKEN_USAGE,
+            unit=n.UNIT_TOKENS,
+            description="Tokens used by GenAI client operations",
+            explicit_bucket_boundaries_advisory=n.TOKEN_USAGE_BUCKETS,
+        )
+        cache_requests = meter.create_counter(
+            n.CACHE_REQUESTS, unit=n.UNIT_REQUESTS, description="Cache lookups by result"
+        )
+        cache_evictions = meter.create_counter(
+            n.CACHE_EVICTIONS, unit=n.UNIT_EVICTIONS, description="Entries evicted from a cache"
+        )
+        cache_rejections = meter.create_counter(
+            n.CACHE_SIZE_REJECTIONS,
+            unit=n.UNIT_REJECTIONS,
+            description="Values refused by a cache because they were too large",
+        )
+        session_duration = meter.create_histogram(
+            n.MCP_SERVER_SESSION_DURATION,
+            unit=n.UNIT_SECONDS,
+            description="Duration of MCP handshake sessions, recorded when each ends",
+            explicit_bucket_boundaries_advisory=n.MCP_DURATION_BUCKETS,
+        )
+        # In the order of self._deferred (see __init__).
+        instruments = (
+            tool_duration,
+            provider_duration,
+            token_usage,
+            session_duration,
+            cache_requests,
+            cache_evictions,
+            cache_rejections,
+        )
+        from otel_perf._observables import Relay  # noqa: PLC0415 - see the imports
+
+        self._sdk_instruments = instruments
+        for deferred, histogram in zip(self._deferred[:4], instruments[:4], strict=True):
+            deferred.call = histogram.record
+        for deferred, counter in zip(self._deferred[4:], instruments[4:], strict=True):
+            deferred.call = counter.add
+        self.relay = relay = relay if relay is not None else Relay()
         # Last: on the application's provider its own reader may collect at any moment, and the
         # callbacks read what the lines above set up.
-        self._observe(meter)
+        self._observe(meter, relay)
+        self.queue.attach()
 
-    def _observe(self, meter: Meter) -> None:
+    def _observe(self, meter: Meter, relay: Relay) -> None:
         """The observable instruments: sessions, requests in flight, uptime, LLM cost."""
-        self.relay.observe(
+        relay.observe(
             meter,
             "up_down_counter",
             n.ACTIVE_SESSIONS,
@@ -251,7 +272,7 @@ class Recorder:
             unit=n.UNIT_SESSIONS,
             description="MCP sessions currently open",
         )
-        self.relay.observe(
+        relay.observe(
             meter,
             "up_down_counter",
             n.ACTIVE_REQUESTS,
@@ -260,7 +281,7 @@ class Recorder:
             unit=n.UNIT_REQUESTS,
             description="Requests (tool calls) currently in flight",
         )
-        self.relay.observe(
+        relay.observe(
             meter,
             "gauge",
             n.PROCESS_UPTIME,
@@ -269,7 +290,7 @@ class Recorder:
             unit=n.UNIT_SECONDS,
             description="Seconds since otel-perf started recording",
         )
-        self.relay.observe(
+        relay.observe(
             meter,
             "counter",
             n.GEN_AI_CLIENT_COST,
@@ -286,15 +307,21 @@ class Recorder:
     # --- observable callbacks (run at collect time only) -------------------------------------
 
     def _observe_sessions(self, _options: CallbackOptions) -> Iterable[Observation]:
+        from opentelemetry.metrics import Observation  # noqa: PLC0415 - loaded by attach()
+
         # Every collection of the provider runs this before it reads the synchronous
         # instruments: the queued measurements reach the SDK in time for it (otel_perf._handoff).
         self.queue.flush()
         return (Observation(self.open_sessions + self._manual_sessions),)
 
     def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
+        from opentelemetry.metrics import Observation  # noqa: PLC0415 - loaded by attach()
+
         return (Observation(self.in_flight + self._manual_requests),)
 
     def _observe_uptime(self, _options: CallbackOptions) -> Iterable[Observation]:
+        from opentelemetry.metrics import Observation  # noqa: PLC0415 - loaded by attach()
+
         return (Observation(time.monotonic() - self._start_monotonic),)
 
     # --- attribute resolution (slow path, first sight of a series) ---------------------------

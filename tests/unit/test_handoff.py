@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 import otel_perf
 from otel_perf import _handoff
 from otel_perf import _semconv as n
+from otel_perf._guard import Drops
 from otel_perf._recorder import Recorder
 
 
@@ -175,8 +176,9 @@ def test_a_flush_waits_for_a_replay_under_way_on_another_thread() -> None:
     def fast(value: float, _attributes: Any, _context: Any) -> None:
         handed.append(f"fast {value}")
 
-    queue.items.append((slow, 1.0, {}, None))
-    queue.items.append((fast, 2.0, {}, None))
+    queue.attach()
+    queue.sink(slow, Drops()).record(1.0, {})
+    queue.sink(fast, Drops()).record(2.0, {})
     drainer = threading.Thread(target=queue.flush, args=(1,))
     drainer.start()
     assert inside.wait(10.0)
@@ -199,7 +201,8 @@ def test_a_flush_whose_replay_lock_is_never_released_goes_ahead(monkeypatch: Any
     monkeypatch.setattr(_handoff, "_REPLAY_WAIT_S", 0.2)
     queue = _handoff.MeasurementQueue()
     handed: list[float] = []
-    queue.items.append((lambda value, _a, _c: handed.append(value), 3.0, {}, None))
+    queue.attach()
+    queue.sink(lambda value, _a, _c: handed.append(value), Drops()).record(3.0, {})
     assert queue._replay_lock.acquire()
     try:
         started = time.monotonic()
