@@ -10,6 +10,7 @@ integrations, cache wrappers), configuring from the environment on first use.
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from otel_perf import _exit, _signals, _state
@@ -32,13 +33,40 @@ def configure(*, meter_provider: object = None, **overrides: Any) -> Metrics:
     Calling it again with the same resulting settings and provider returns the running
     instance; anything different replaces it (the old endpoint stops, counts start from zero).
     """
+    return _configure(meter_provider, overrides, defer_sdk=False)
+
+
+def configure_for_launcher() -> Metrics:
+    """``otel-perf run``'s configuration, before the program runs: as :func:`configure` from
+    the environment, except that the SDK starts after the first measurement when it can (see
+    :mod:`otel_perf._metrics`): a stdio server then answers its first handshake without
+    waiting for it."""
+    return _configure(None, {}, defer_sdk=True)
+
+
+#: Set by the application to name its SDK MeterProvider (the API loads it on first use).
+_PROVIDER_ENV = "OTEL_PYTHON_METER_PROVIDER"
+
+
+def _could_have_global_provider() -> bool:
+    """Whether the application may have set a global MeterProvider: not while nothing has
+    loaded OpenTelemetry's metrics API nor names a provider to load (then no check need load
+    the API and the SDK just to find none)."""
+    return "opentelemetry.metrics" in sys.modules or bool(os.environ.get(_PROVIDER_ENV))
+
+
+def _configure(meter_provider: object, overrides: dict[str, Any], *, defer_sdk: bool) -> Metrics:
     # The SDK and everything behind the endpoint load on first use, not at ``import otel_perf``
     # (start-up counts for stdio servers, which MCP clients spawn on demand). Imported before
     # the lock is taken: an import must not wait for the lock, nor the lock for an import.
-    from otel_perf._app_provider import announce, check_explicit, global_provider  # noqa: PLC0415
     from otel_perf._metrics import Metrics  # noqa: PLC0415
 
-    explicit = None if meter_provider is None else check_explicit(meter_provider)
+    look_for_global = _could_have_global_provider()
+    explicit = None
+    if meter_provider is not None or look_for_global:
+        from otel_perf._app_provider import check_explicit  # noqa: PLC0415 - loads the SDK
+
+        explicit = None if meter_provider is None else check_explicit(meter_provider)
 
     with _state.lock:
         # Read under the lock: starting an instance may write to the environment (a derived
@@ -46,7 +74,9 @@ def configure(*, meter_provider: object = None, **overrides: Any) -> Metrics:
         # before that write would take the write for a change and restart.
         settings, warnings = load_settings(os.environ, overrides)
         app_provider = explicit
-        if app_provider is None and settings.enabled:
+        if app_provider is None and settings.enabled and look_for_global:
+            from otel_perf._app_provider import global_provider  # noqa: PLC0415 - loaded above
+
             app_provider = global_provider(settings)
         running = _state.runtime
         if (
@@ -61,8 +91,19 @@ def configure(*, meter_provider: object = None, **overrides: Any) -> Metrics:
             logger.info("otel-perf: settings changed; restarting with the new ones")
             running.shutdown()
         if app_provider is not None:
+            from otel_perf._app_provider import announce  # noqa: PLC0415 - loaded above
+
             announce(app_provider, explicit is not None, settings)
-        started = Metrics(settings, app_provider=app_provider)
+        export = settings.export
+        # Only where nothing but the JSON view is asked for: an exporter, or the application's
+        # own readers, would want the SDK's numbers from the start.
+        started = Metrics(
+            settings,
+            app_provider=app_provider,
+            defer_sdk=defer_sdk
+            and app_provider is None
+            and not (export.otlp or export.console or export.prometheus),
+        )
         _state.runtime = started
         _state.current = started.recorder
         _state.configure_overrides = dict(overrides)
@@ -236,6 +277,7 @@ __all__ = [
     "Unconfigured",
     "active_recorder",
     "configure",
+    "configure_for_launcher",
     "get_runtime",
     "reset",
     "reset_metrics",

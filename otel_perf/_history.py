@@ -37,12 +37,14 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from otel_perf._exphist import EMPTY, Hist, merge, quantiles, subtract
 from otel_perf._json import to_json_bytes
 from otel_perf._log import logger, warn_once
-from otel_perf._pipeline import Pipeline
+
+if TYPE_CHECKING:  # the endpoint starts the history before a deferred SDK has started
+    from otel_perf._pipeline import Pipeline
 
 DEFAULT_CAPACITY: Final = 720
 """Samples kept: with the default spacing, one hour."""

@@ -2,6 +2,17 @@
 
 It owns the settings, the pipeline, the history ring and — when the endpoint is on — the HTTP
 server, which it starts through :mod:`otel_perf._http.routes` (imported only then).
+
+**The SDK after the first request.** ``otel-perf run`` configures before the program runs, and
+an MCP client that spawns a stdio server waits for its first handshake meanwhile: importing
+OpenTelemetry's metrics SDK and building the pipeline is about half of what otel-perf adds
+there. So under ``otel-perf run`` (with nothing but the JSON endpoint asked for, and no
+application ``MeterProvider``) the recorder starts alone: record calls queue, as they always
+do (:mod:`otel_perf._handoff`), and the SDK starts on a thread of its own
+:data:`SDK_START_DELAY_S` after the first measurement — once the answer it belongs to is on its
+way — or at once when something reads the metrics (the endpoint, ``get_all_metrics()``, a
+hand-over to the server's other processes) or the queue is full. The queued measurements go to
+the SDK's instruments when they exist; nothing is lost or counted twice.
 """
 
 from __future__ import annotations
@@ -10,20 +21,25 @@ import json
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricsData
-
+from otel_perf._errors import CollectionError, NestedCollectionError
 from otel_perf._history import DEFAULT_CAPACITY, DEFAULT_INTERVAL_S, History
 from otel_perf._log import logger, warn_once
-from otel_perf._pipeline import CollectionError, NestedCollectionError, Pipeline, Snapshot
 from otel_perf._recorder import Recorder
 from otel_perf._settings import Settings
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricsData
+
     from otel_perf._http.routes import Endpoint
     from otel_perf._multiprocess import Member
+    from otel_perf._pipeline import Pipeline, Snapshot
+
+#: How long after the first measurement a deferred SDK starts: the request that measurement
+#: belongs to answers meanwhile (writing one answer takes well under a millisecond).
+SDK_START_DELAY_S: Final = 0.05
 
 
 class Metrics:
@@ -42,16 +58,29 @@ class Metrics:
         history_size: int = DEFAULT_CAPACITY,
         history_interval_s: float = DEFAULT_INTERVAL_S,
         app_provider: MeterProvider | None = None,
+        defer_sdk: bool = False,
     ) -> None:
+        """``defer_sdk``: start the SDK after the first measurement, not now (see above)."""
         self.settings = settings
         #: The application's MeterProvider otel-perf records through, or ``None`` (its own).
         self.app_provider = app_provider
         self._lock = threading.RLock()
-        self._pipeline: Pipeline | None = (
-            Pipeline(settings, app_provider) if settings.enabled else None
-        )
+        self._pipeline: Pipeline | None = None
+        #: The recorder while the SDK has not started (``defer_sdk``): it queues, unattached.
+        self._pending: Recorder | None = None
+        #: What the endpoint's views merge (kept for a pipeline that starts later).
+        self._view_source: Member | None = None
+        self._stopped = threading.Event()
+        if settings.enabled and defer_sdk:
+            self._pending = Recorder(settings)
+            self._pending.queue.need_sdk = self._sdk_needed
+        elif settings.enabled:
+            from otel_perf._pipeline import Pipeline  # noqa: PLC0415 - see the module's note
+
+            self._pipeline = Pipeline(settings, app_provider)
         self._endpoint: Endpoint | None = None
-        #: Recent per-interval samples for trends (``/metrics/history``), filled while serving.
+        #: Recent per-interval samples for trends (``/metrics/history``), filled while serving
+        #: (none before the SDK starts: there is nothing to sample).
         self.history = History(
             lambda: self._pipeline, capacity=history_size, interval_s=history_interval_s
         )
@@ -76,28 +105,95 @@ class Metrics:
 
     @property
     def enabled(self) -> bool:
-        return self._pipeline is not None
+        return self._pipeline is not None or self._pending is not None
 
     @property
     def recorder(self) -> Recorder | None:
         """The hot-path recorder, or ``None`` when disabled (record calls then do nothing)."""
         pipeline = self._pipeline
-        return pipeline.recorder if pipeline is not None else None
+        return pipeline.recorder if pipeline is not None else self._pending
 
     @property
     def pipeline(self) -> Pipeline | None:
-        return self._pipeline
+        """The pipeline (``None`` when disabled); a deferred SDK starts now if it has not."""
+        pipeline = self._pipeline
+        if pipeline is None and self._pending is not None:
+            return self._start_sdk()
+        return pipeline
+
+    @property
+    def sdk_started(self) -> bool:
+        """Whether the SDK pipeline exists (``False`` while deferred, and when disabled)."""
+        return self._pipeline is not None
+
+    @property
+    def service_name(self) -> str:
+        """The ``service.name`` of the metrics: the resource's once the SDK has started, else
+        what the settings name (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``), which is
+        what the resource will say unless an SDK resource detector names the service."""
+        pipeline = self._pipeline
+        if pipeline is not None and pipeline.resource is not None:
+            return str(pipeline.resource.attributes.get("service.name", ""))
+        settings = self.settings
+        return (
+            settings.service_name
+            or dict(settings.resource_attributes).get("service.name")
+            or "unknown_service"
+        )
 
     @property
     def meter_provider(self) -> MeterProvider | None:
         """The SDK MeterProvider otel-perf records into (``None`` when disabled): its own, or
-        the application's (:attr:`app_provider`).
+        the application's (:attr:`app_provider`). A deferred SDK starts now if it has not.
 
         Instruments created from otel-perf's own provider under otel-perf's metric names show up
         in the JSON view; on the application's provider only otel-perf's own scopes do.
         """
-        pipeline = self._pipeline
+        pipeline = self.pipeline
         return pipeline.meter_provider if pipeline is not None else None
+
+    # --- the deferred SDK (see the module's note) -----------------------------------------------
+
+    def _sdk_needed(self, urgent: bool) -> None:
+        """The pending recorder's queue got its first measurement (``urgent``: it is full)."""
+        if urgent:
+            self._start_sdk()
+            return
+        try:
+            threading.Thread(
+                target=self._start_sdk_soon, name="otel-perf-sdk-start", daemon=True
+            ).start()
+        except RuntimeError:  # no new threads (interpreter shutdown): whoever reads starts it
+            return
+
+    def _start_sdk_soon(self) -> None:
+        if not self._stopped.wait(SDK_START_DELAY_S):
+            self._start_sdk()
+
+    def _start_sdk(self) -> Pipeline | None:
+        """Start the deferred SDK now (once) and attach the pending recorder to it."""
+        # Imported before the lock is taken: an import must not wait for the lock.
+        from otel_perf._pipeline import Pipeline  # noqa: PLC0415 - see the module's note
+
+        with self._lock:
+            pending = self._pending
+            if pending is None or self._closed:
+                return self._pipeline
+            try:
+                pipeline = Pipeline(self.settings, self.app_provider, recorder=pending)
+            except Exception as exc:
+                logger.warning(
+                    "otel-perf: starting the OpenTelemetry SDK failed (%s); metrics are off",
+                    type(exc).__name__,
+                )
+                self._pending = None
+                pending.close()  # what waits, and later record calls, are dropped and counted
+                return None
+            pipeline.view_source = self._view_source
+            self._pipeline = pipeline
+            self._pending = None
+        logger.debug("otel-perf: the OpenTelemetry SDK started")
+        return pipeline
 
     @property
     def url(self) -> str | None:
@@ -111,7 +207,9 @@ class Metrics:
     # --- snapshots -------------------------------------------------------------------------------
 
     def _snapshot(self) -> tuple[Snapshot, bool]:
-        pipeline = self._pipeline
+        from otel_perf._pipeline import Snapshot  # noqa: PLC0415 - loaded by the SDK's start
+
+        pipeline = self.pipeline
         if pipeline is None:
             from otel_perf._document import disabled_document  # noqa: PLC0415 - rarely needed
 
@@ -139,8 +237,12 @@ class Metrics:
     # --- many processes, one endpoint (otel_perf._multiprocess) -----------------------------------
 
     def _collect_own(self) -> MetricsData | None:
-        """This process's own numbers: what it hands over to its server's endpoint."""
-        pipeline = self._pipeline
+        """This process's own numbers: what it hands over to its server's endpoint (none while
+        a deferred SDK waits for its first measurement: nothing was recorded)."""
+        pending = self._pending
+        if pending is not None and not pending.queue.told:
+            return None
+        pipeline = self.pipeline
         return pipeline.collect() if pipeline is not None else None
 
     def _serve(self) -> None:
@@ -169,9 +271,10 @@ class Metrics:
 
     def _merge_views(self, merge: bool) -> None:
         """Whether the endpoint's views merge the server's other processes' numbers."""
+        self._view_source = self._member if merge else None
         pipeline = self._pipeline
         if pipeline is not None:
-            pipeline.view_source = self._member if merge else None
+            pipeline.view_source = self._view_source
 
     def _hold(self) -> None:
         """Record this process as the one serving its server's endpoint (merging already)."""
@@ -240,13 +343,15 @@ class Metrics:
     def reset(self) -> None:
         """Start over with a new MeterProvider: zero counts, new start time, same endpoint."""
         with self._lock:
-            old = self._pipeline
+            old = self.pipeline
             if old is None:
                 return
             # On the application's provider the new reader would see what the old recorder
             # still has queued: the SDK gets it first, so it counts before the clean slate.
             old.recorder.flush()
             # The resource is the configuration's, read once: only configure() sees a change.
+            from otel_perf._pipeline import Pipeline  # noqa: PLC0415 - loaded with ``old``
+
             self._pipeline = Pipeline(self.settings, self.app_provider, resource=old.resource)
             member = self._member
             if member is not None and member.holding:
@@ -266,22 +371,26 @@ class Metrics:
         endpoint, self._endpoint = self._endpoint, None
         if endpoint is not None:
             endpoint.release_after_fork()
-        pipeline = self._pipeline
-        if pipeline is not None:
+        recorder = self.recorder
+        if recorder is not None:
             # A tracked call that spans the fork ends in the child with this recorder in hand.
-            pipeline.recorder.abandon_after_fork()
+            recorder.abandon_after_fork()
         member, self._member = self._member, None
         if member is not None:
             member.abandon_after_fork()
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Stop the endpoint and shut the pipeline down (a final export, where one is set up)."""
+        pending = self._pending
+        if pending is not None and pending.queue.told and self._member is not None:
+            # What was recorded goes to the server's endpoint with the last hand-over.
+            self._start_sdk()
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            self._stopped.set()
             endpoint, self._endpoint = self._endpoint, None
-            pipeline = self._pipeline
             member = self._member
         deadline = time.monotonic() + max(timeout_s, 0.0)
         if endpoint is not None:
@@ -291,6 +400,13 @@ class Metrics:
             # The last hand-over; the port is given up to another process of the server, which
             # takes it over within a sharing interval.
             member.stop(max(deadline - time.monotonic(), 0.0))
+        with self._lock:  # the last hand-over may have started a deferred SDK
+            pipeline, pending, self._pending = self._pipeline, self._pending, None
+        if pending is not None:
+            # The SDK never started: nothing read these numbers and nothing exports them, so
+            # what waits is let go (not counted as dropped), and later calls are counted.
+            pending.queue.discard()
+            pending.close()
         if pipeline is not None:
             # The final export gets what is left of the budget: shutdown() stays within it.
             pipeline.shutdown(max(deadline - time.monotonic(), 0.0))

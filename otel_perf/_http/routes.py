@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
 
+from otel_perf._errors import CollectionError
 from otel_perf._history import History
 from otel_perf._http import dashboard, registry
 from otel_perf._http.reuse import DutyCycle, Reuse
@@ -26,9 +27,12 @@ from otel_perf._http.server import (
     json_response,
 )
 from otel_perf._log import logger
-from otel_perf._pipeline import CollectionError, Pipeline, build_resource
 from otel_perf._settings import Settings
 from otel_perf._version import __version__
+
+if TYPE_CHECKING:  # the SDK loads when the metrics are first read, not with the endpoint
+    from otel_perf._pipeline import Pipeline
+    from otel_perf._recorder import Recorder
 
 #: prometheus_client's ``CONTENT_TYPE_PLAIN_0_0_4``, spelled out so that serving the endpoint
 #: does not import prometheus_client (tests/integration/test_import.py checks they agree).
@@ -46,6 +50,12 @@ class Served(Protocol):
 
     @property
     def pipeline(self) -> Pipeline | None: ...
+
+    @property
+    def recorder(self) -> Recorder | None: ...
+
+    @property
+    def service_name(self) -> str: ...
 
     @property
     def history(self) -> History: ...
@@ -155,8 +165,9 @@ class Endpoint:
 
     def _health_route(self, _request: Request) -> Response:
         metrics = self._metrics
-        pipeline = metrics.pipeline
-        start = pipeline.start_time if pipeline is not None else metrics.started_wall
+        # The recorder, not the pipeline: a health check does not start a deferred SDK.
+        recorder = metrics.recorder
+        start = recorder.start_time if recorder is not None else metrics.started_wall
         return json_response(
             200,
             {
@@ -166,7 +177,7 @@ class Endpoint:
                 "uptime_seconds": round(time.time() - start, 2),
                 # Measurements this recorder dropped: record calls only queue, so none but
                 # those a forked child makes into an inherited pipeline (otel_perf._handoff).
-                "dropped_measurements": pipeline.recorder.drops.count if pipeline else 0,
+                "dropped_measurements": recorder.drops.count if recorder is not None else 0,
             },
         )
 
@@ -208,11 +219,9 @@ class Endpoint:
             )
         self.server = server
         logger.info("otel-perf: serving metrics on %s/metrics", server.url)
-        pipeline = self._metrics.pipeline
-        resource = pipeline.resource if pipeline is not None else None
         self._registered = registry.register(
             local_url(server.url),
-            str((resource or build_resource(settings)).attributes.get("service.name", "")),
+            self._metrics.service_name,
             token_required=settings.auth_token is not None,
             runtime_dir=settings.runtime_dir,
         )

@@ -222,7 +222,6 @@ def bootstrap() -> None:
         descendant = BOOTSTRAPPED_ENV in os.environ
         os.environ[BOOTSTRAPPED_ENV] = "1"
         _log_to_stderr(log_level(os.environ))
-        import otel_perf  # noqa: PLC0415 - the package imports this module's siblings
 
         logger.debug("otel-perf: zero-code instrumentation starting in pid %d", os.getpid())
         # Hooks first: their flag also tells the console exporter, started by configure(),
@@ -235,7 +234,9 @@ def bootstrap() -> None:
 
             _signals.install()
         else:
-            metrics = otel_perf.configure()
+            from otel_perf._configure import configure_for_launcher  # noqa: PLC0415
+
+            metrics = configure_for_launcher()
             _announce(metrics.url)
             logger.debug("otel-perf: configured; MCP servers built from now on are measured")
     except Exception as exc:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
-
-from opentelemetry.sdk.metrics.export import MetricsData
+from typing import TYPE_CHECKING
 
 from otel_perf._log import warn_once
 from otel_perf._multiprocess.group import (
@@ -25,6 +24,9 @@ from otel_perf._multiprocess.group import (
 )
 from otel_perf._multiprocess.member import INTERVAL_S, Member
 from otel_perf._settings import Settings
+
+if TYPE_CHECKING:  # see member.py's imports
+    from opentelemetry.sdk.metrics.export import MetricsData
 
 
 def join_group(

@@ -31,16 +31,18 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, NamedTuple
-
-from opentelemetry.sdk.metrics.export import MetricsData, NumberDataPoint, ResourceMetrics
-from opentelemetry.sdk.resources import Resource
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from otel_perf import _semconv as n
 from otel_perf._log import logger, warn_once
 from otel_perf._multiprocess import store
 from otel_perf._multiprocess.group import process_start_ticks
 from otel_perf._multiprocess.supervisor import Supervisor, current_supervisor
+
+if TYPE_CHECKING:
+    # The SDK's classes are only needed once there are numbers to share, and a process joins
+    # its group before its SDK starts under ``otel-perf run`` (see otel_perf._metrics).
+    from opentelemetry.sdk.metrics.export import MetricsData, ResourceMetrics
 
 #: How often each process hands its numbers over: the endpoint is at most this much behind.
 INTERVAL_S: Final = 1.0
@@ -348,6 +350,8 @@ class Member:
         # under the hand-over lock): if this process dies, the one that takes the port over
         # starts from at least these totals.
         own = self.publish(collect)
+        from opentelemetry.sdk.resources import Resource  # noqa: PLC0415 - see the imports
+
         resource = None
         if own is not None and own.resource_metrics:
             # The merged numbers are no one instance's: the resource loses its instance id.
@@ -428,6 +432,8 @@ class Member:
             if not ended:
                 return
             names = tuple(s.name for s in ended)
+            from opentelemetry.sdk.resources import Resource  # noqa: PLC0415 - see the imports
+
             from otel_perf._multiprocess.merge import Part, merge_parts  # noqa: PLC0415
 
             merged = merge_parts(
@@ -481,6 +487,8 @@ def fingerprint(data: MetricsData) -> tuple[float, ...]:
 
     ``process.uptime`` is left out: it changes every time and says nothing recorded.
     """
+    from opentelemetry.sdk.metrics.export import NumberDataPoint  # noqa: PLC0415
+
     marks: list[float] = []
     for resource_metrics in data.resource_metrics:
         for scope_metrics in resource_metrics.scope_metrics:

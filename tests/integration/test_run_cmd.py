@@ -33,6 +33,7 @@ async def test_unmodified_stdio_server_is_measured(
     kind: str, launcher: str, tmp_path: Path
 ) -> None:
     url_file = tmp_path / "url"
+    sdk_file = tmp_path / "sdk-loaded-when-serving"
     command = [
         *LAUNCHERS[launcher],
         "run",
@@ -43,7 +44,8 @@ async def test_unmodified_stdio_server_is_measured(
         str(PLAIN_SERVER),
         kind,
     ]
-    target = harness.stdio_target(kind, command, harness.child_env({}))
+    env = harness.child_env({"PLAIN_SERVER_SDK_FILE": str(sdk_file)})
+    target = harness.stdio_target(kind, command, env)
 
     async def read() -> dict[str, object]:
         base = await harness.wait_for_file(url_file)
@@ -61,6 +63,8 @@ async def test_unmodified_stdio_server_is_measured(
     assert tools["boom"]["error_types"] == {"ValueError": 1}
     assert tools["flag_error"]["error_types"] == {"tool_error": 1}
     assert document["system_metrics"]["active_sessions"] == 1
+    # The handshake did not wait for the SDK: it starts after the first measurement.
+    assert sdk_file.read_text() == "False"
 
 
 def test_other_sitecustomize_still_runs_and_children_configure_on_first_use(

@@ -163,6 +163,9 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     # environment becomes the program's, and a launcher under the bootstrap execs instead.
     ("_cli/run.py", "os.environ.update(env)"): "the program's environment, run in process",
     ("_cli/run.py", "BOOTSTRAPPED_ENV in os.environ"): "bootstrap marker",
+    # Whether the OpenTelemetry API would load a MeterProvider by itself: the API's variable,
+    # read by the API; otel-perf only asks whether it is there (to skip loading the SDK).
+    ("_configure.py", "bool(os.environ.get(_PROVIDER_ENV))"): "the OpenTelemetry API's own",
     # The terminal's width is rich's convention, not otel-perf configuration.
     ("_cli/view.py", '"COLUMNS" not in os.environ'): "rich's own COLUMNS convention",
     # A process marker, not configuration: written by the bootstrap, read by the processes it

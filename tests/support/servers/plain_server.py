@@ -3,11 +3,13 @@
     python tests/support/servers/plain_server.py KIND
 
 KIND is ``mcpserver``, ``lowlevel`` or ``fastmcp`` (see ``apps.py``). The zero-code tests start
-it through ``otel-perf run``.
+it through ``otel-perf run``. With ``PLAIN_SERVER_SDK_FILE`` set, it writes there, as it starts
+serving, whether OpenTelemetry's metrics SDK is loaded yet.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,4 +19,8 @@ import apps
 
 if __name__ == "__main__":
     kind = sys.argv[1]
-    apps.run_stdio(kind, apps.build(kind))
+    server = apps.build(kind)
+    sdk_file = os.environ.get("PLAIN_SERVER_SDK_FILE")
+    if sdk_file:
+        Path(sdk_file).write_text(str("opentelemetry.sdk.metrics" in sys.modules))
+    apps.run_stdio(kind, server)
