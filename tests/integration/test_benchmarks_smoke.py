@@ -132,7 +132,7 @@ ROWS = (
     "CPU over the whole life: otel-perf run -- python server.py",
     "CPU to the first handshake: added by otel-perf run",
     "CPU over the whole life: added by otel-perf run",
-    "of which the OpenTelemetry SDK's import (after the server's own)",
+    "the OpenTelemetry SDK's import by itself (after the server's own)",
 )
 
 TARGETS = (
