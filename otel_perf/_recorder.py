@@ -134,9 +134,9 @@ class Recorder:
         drops = self.drops
 
         def unattached(_value: Any, _attributes: Any = None, _context: Any = None) -> None:
-            # Only reached through a queue retired before it was ever attached (a shutdown
-            # that found nothing recorded races a record call).
-            drops.drop("recorded as otel-perf shut down, before its SDK started")
+            # Only reached through a queue retired before it was ever attached: a record call
+            # racing a shutdown that came before the SDK started, or after a failed start.
+            drops.drop("recorded while otel-perf's SDK was not running")
 
         self._deferred = [queue.sink(unattached, drops) for _ in range(7)]
         (
