@@ -102,8 +102,9 @@ class _ToolState(NamedTuple):
 class History:
     """The ring of samples and the thread that fills it.
 
-    ``source`` returns the pipeline to sample (``None`` when disabled); when it returns a
-    different pipeline than last time (after ``reset_metrics()``), the history starts over.
+    ``source`` returns the pipeline to sample (``None`` when disabled, and while a deferred SDK
+    has not started: nothing is sampled then); when it returns a different pipeline than last
+    time (after ``reset_metrics()``), the history starts over.
 
     >>> history = History(lambda: None, capacity=3, interval_s=5.0)
     >>> history.sample() is None, history.document()["samples"]
