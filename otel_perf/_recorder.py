@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from otel_perf import _semconv as n
 from otel_perf._cost import CostLedger
@@ -101,6 +101,58 @@ def clean_seconds(seconds: float, kind: str) -> float | None:
     return MAX_DURATION_SECONDS
 
 
+class _Instrument(NamedTuple):
+    """One synchronous SDK instrument of a recorder: a histogram (``record``) or a counter
+    (``add``)."""
+
+    histogram: bool
+    name: str
+    unit: str
+    description: str
+    buckets: tuple[float, ...] | None = None
+
+
+#: The synchronous instruments, in the order of ``Recorder._deferred`` (each record call is
+#: bound to its instrument by ``Recorder.attach``).
+_INSTRUMENTS: Final = (
+    _Instrument(
+        True,
+        n.MCP_SERVER_OPERATION_DURATION,
+        n.UNIT_SECONDS,
+        "Duration of MCP requests handled by the server",
+        n.MCP_DURATION_BUCKETS,
+    ),
+    _Instrument(
+        True,
+        n.GEN_AI_CLIENT_OPERATION_DURATION,
+        n.UNIT_SECONDS,
+        "Duration of GenAI (LLM provider) client operations",
+    ),
+    _Instrument(
+        True,
+        n.GEN_AI_CLIENT_TOKEN_USAGE,
+        n.UNIT_TOKENS,
+        "Tokens used by GenAI client operations",
+        n.TOKEN_USAGE_BUCKETS,
+    ),
+    _Instrument(
+        True,
+        n.MCP_SERVER_SESSION_DURATION,
+        n.UNIT_SECONDS,
+        "Duration of MCP handshake sessions, recorded when each ends",
+        n.MCP_DURATION_BUCKETS,
+    ),
+    _Instrument(False, n.CACHE_REQUESTS, n.UNIT_REQUESTS, "Cache lookups by result"),
+    _Instrument(False, n.CACHE_EVICTIONS, n.UNIT_EVICTIONS, "Entries evicted from a cache"),
+    _Instrument(
+        False,
+        n.CACHE_SIZE_REJECTIONS,
+        n.UNIT_REJECTIONS,
+        "Values refused by a cache because they were too large",
+    ),
+)
+
+
 def _cacheable(raw: object) -> bool:
     return type(raw) is str and len(raw) <= _CACHEABLE_NAME_LENGTH
 
@@ -138,7 +190,7 @@ class Recorder:
             # racing a shutdown that came before the SDK started, or after a failed start.
             drops.drop("recorded while otel-perf's SDK was not running")
 
-        self._deferred = [queue.sink(unattached, drops) for _ in range(7)]
+        self._deferred = [queue.sink(unattached, drops) for _ in _INSTRUMENTS]
         (
             self._tool_duration,
             self._provider_duration,
@@ -204,57 +256,26 @@ class Recorder:
         ``relay``: the one observable instruments go through (on the application's provider
         they outlive this recorder; see otel_perf._observables). Called once.
         """
-        tool_duration = meter.create_histogram(
-            n.MCP_SERVER_OPERATION_DURATION,
-            unit=n.UNIT_SECONDS,
-            description="Duration of MCP requests handled by the server",
-            explicit_bucket_boundaries_advisory=n.MCP_DURATION_BUCKETS,
-        )
-        provider_duration = meter.create_histogram(
-            n.GEN_AI_CLIENT_OPERATION_DURATION,
-            unit=n.UNIT_SECONDS,
-            description="Duration of GenAI (LLM provider) client operations",
-        )
-        token_usage = meter.create_histogram(
-            n.GEN_AI_CLIENT_TOKEN_USAGE,
-            unit=n.UNIT_TOKENS,
-            description="Tokens used by GenAI client operations",
-            explicit_bucket_boundaries_advisory=n.TOKEN_USAGE_BUCKETS,
-        )
-        cache_requests = meter.create_counter(
-            n.CACHE_REQUESTS, unit=n.UNIT_REQUESTS, description="Cache lookups by result"
-        )
-        cache_evictions = meter.create_counter(
-            n.CACHE_EVICTIONS, unit=n.UNIT_EVICTIONS, description="Entries evicted from a cache"
-        )
-        cache_rejections = meter.create_counter(
-            n.CACHE_SIZE_REJECTIONS,
-            unit=n.UNIT_REJECTIONS,
-            description="Values refused by a cache because they were too large",
-        )
-        session_duration = meter.create_histogram(
-            n.MCP_SERVER_SESSION_DURATION,
-            unit=n.UNIT_SECONDS,
-            description="Duration of MCP handshake sessions, recorded when each ends",
-            explicit_bucket_boundaries_advisory=n.MCP_DURATION_BUCKETS,
-        )
-        # In the order of self._deferred (see __init__).
-        instruments = (
-            tool_duration,
-            provider_duration,
-            token_usage,
-            session_duration,
-            cache_requests,
-            cache_evictions,
-            cache_rejections,
-        )
         from otel_perf._observables import Relay  # noqa: PLC0415 - see the imports
 
-        self._sdk_instruments = instruments
-        for deferred, histogram in zip(self._deferred[:4], instruments[:4], strict=True):
-            deferred.call = histogram.record
-        for deferred, counter in zip(self._deferred[4:], instruments[4:], strict=True):
-            deferred.call = counter.add
+        instruments: list[object] = []
+        for deferred, spec in zip(self._deferred, _INSTRUMENTS, strict=True):
+            if spec.histogram:
+                histogram = meter.create_histogram(
+                    spec.name,
+                    unit=spec.unit,
+                    description=spec.description,
+                    explicit_bucket_boundaries_advisory=spec.buckets,
+                )
+                deferred.call = histogram.record
+                instruments.append(histogram)
+            else:
+                counter = meter.create_counter(
+                    spec.name, unit=spec.unit, description=spec.description
+                )
+                deferred.call = counter.add
+                instruments.append(counter)
+        self._sdk_instruments = tuple(instruments)
         self.relay = relay = relay if relay is not None else Relay()
         # Last: on the application's provider its own reader may collect at any moment, and the
         # callbacks read what the lines above set up.
