@@ -132,11 +132,14 @@ class _Wrapped:
 
 
 class _TapReceive(_Wrapped):
-    """The read stream ``run()`` is given: each item goes to the tap, then to the SDK."""
+    """The read stream ``run()`` is given: each item goes to the tap, then to the SDK.
 
-    def __init__(self, inner: Any, tap: StreamTap) -> None:
-        super().__init__(inner, tap)
-        self._context: tuple[object, contextvars.Context | None] = (None, None)
+    For an inner stream that keeps no sender context: ``last_context`` is ``None`` here, as the
+    SDK's ``getattr(stream, "last_context", None)`` finds on such a stream (a class attribute,
+    so that read does not fall through ``__getattr__`` and raise inside it on every message).
+    """
+
+    last_context: contextvars.Context | None = None
 
     async def receive(self) -> Any:
         item = await self._inner.receive()
@@ -146,11 +149,35 @@ class _TapReceive(_Wrapped):
             _failed(exc)
         return item
 
+    def __aiter__(self) -> _TapReceive:
+        return self
+
+    async def __anext__(self) -> Any:
+        # receive() written out again: the SDK iterates, and one coroutine less per message
+        try:
+            item = await self._inner.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+        try:
+            self._tap.inbound(item)
+        except Exception as exc:
+            _failed(exc)
+        return item
+
+
+class _TapContextReceive(_TapReceive):
+    """The read stream for an inner stream that keeps each item's sender context (mcp 2.x's
+    context streams: stdio, the in-memory transport)."""
+
+    def __init__(self, inner: Any, tap: StreamTap) -> None:
+        super().__init__(inner, tap)
+        self._context: tuple[object, contextvars.Context | None] = (None, None)
+
     @property
-    def last_context(self) -> contextvars.Context | None:
-        """The sender's context of the last item (``None`` if the inner stream keeps none), with
-        the tap in :data:`CLAIMS`: the SDK runs the item's handler in it."""
-        sender = getattr(self._inner, "last_context", None)
+    def last_context(self) -> contextvars.Context | None:  # type: ignore[override]
+        """The sender's context of the last item (``None`` until there is one), with the tap in
+        :data:`CLAIMS`: the SDK runs the item's handler in it."""
+        sender = self._inner.last_context
         if sender is None:
             return None  # the handler runs in run()'s own context, where CLAIMS is the tap
         seen, ours = self._context
@@ -160,14 +187,13 @@ class _TapReceive(_Wrapped):
             self._context = (sender, ours)
         return ours
 
-    def __aiter__(self) -> _TapReceive:
-        return self
 
-    async def __anext__(self) -> Any:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
+def _tap_receive(inner: Any, tap: StreamTap) -> _TapReceive:
+    """The tapped read stream for ``inner``: whether it keeps sender contexts is fixed by its
+    class (mcp's context stream sets ``last_context`` in its constructor)."""
+    if hasattr(inner, "last_context"):
+        return _TapContextReceive(inner, tap)
+    return _TapReceive(inner, tap)
 
 
 class _TapSend(_Wrapped):
@@ -185,7 +211,7 @@ def _tapped(args: tuple[Any, ...], kwargs: dict[str, Any], tap: StreamTap) -> tu
     """``run()``'s arguments with its two streams wrapped (given by position or by name)."""
     positional = list(args)
     for index, (name, wrap) in enumerate(
-        (("read_stream", _TapReceive), ("write_stream", _TapSend))
+        (("read_stream", _tap_receive), ("write_stream", _TapSend))
     ):
         if index < len(positional):
             positional[index] = wrap(positional[index], tap)
