@@ -71,8 +71,10 @@ class Scale:
     accuracy_seeds: int
     request_calls: int
     request_rounds: int
+    stdio_rounds: int
     stdio_blocks: int
     stdio_calls: int
+    stdio_instruction_calls: int
     handshakes: int
     imports: int
     multiprocess_rounds: int
@@ -111,8 +113,10 @@ FULL = Scale(
     accuracy_seeds=3,
     request_calls=200,
     request_rounds=30,
-    stdio_blocks=40,
-    stdio_calls=100,
+    stdio_rounds=6,
+    stdio_blocks=8,
+    stdio_calls=256,
+    stdio_instruction_calls=1024,
     handshakes=15,
     imports=11,
     multiprocess_rounds=30,
@@ -151,8 +155,10 @@ QUICK = Scale(
     accuracy_seeds=1,
     request_calls=10,
     request_rounds=1,
+    stdio_rounds=1,
     stdio_blocks=1,
     stdio_calls=5,
+    stdio_instruction_calls=0,
     handshakes=1,
     imports=1,
     multiprocess_rounds=5,
@@ -216,8 +222,10 @@ def _sections(scale: Scale) -> dict[str, Callable[[], list[Section]]]:
         "request": lambda: _request_path.run(
             calls=scale.request_calls,
             rounds=scale.request_rounds,
+            stdio_rounds=scale.stdio_rounds,
             stdio_blocks=scale.stdio_blocks,
             stdio_calls=scale.stdio_calls,
+            stdio_instruction_calls=scale.stdio_instruction_calls,
             handshakes=scale.handshakes,
             imports=scale.imports,
             profile_calls=scale.profile_calls // 20,

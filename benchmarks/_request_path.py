@@ -24,10 +24,11 @@ hands out tracers that follow a switch, so the plain and otel-perf rounds still 
 Over stdio, the server runs in a child process, as MCP clients run servers: the time to the
 first handshake of ``python server.py`` against ``otel-perf run -- python server.py`` (fresh
 processes, interleaved), and blocks of ``tools/call`` round trips over the pipes of three
-long-lived children in turn: plain, under ``otel-perf run``, and plain with one queued SDK record
-per request (``benchmarks/_mcp_servers.py --queued-record``, the floor). Start-up also
-includes ``import otel_perf`` against ``import opentelemetry.sdk.metrics`` alone, each in a
-fresh interpreter.
+children in turn, fresh ones in every round: plain, under ``otel-perf run``, and plain with one
+queued SDK record per request (``benchmarks/_mcp_servers.py --queued-record``, the floor),
+timed as totals over every block; and the same three children's instructions per round trip,
+counted by callgrind (:mod:`benchmarks._stdio_instructions`). Start-up also includes ``import
+otel_perf`` against ``import opentelemetry.sdk.metrics`` alone, each in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from time import perf_counter
 from typing import Any
 
 from benchmarks import _baselines as base
-from benchmarks import _mcp_servers, _runtimes
+from benchmarks import _mcp_servers, _runtimes, _stdio_instructions
 from benchmarks._report import ROOT, Section, Target
 from otel_perf import _semconv as n
 
@@ -456,15 +457,22 @@ def server_command(kind: str, *, instrumented: bool, queued_record: bool = False
 class StdioPeer:
     """A child MCP server on pipes, spoken to in newline-delimited JSON-RPC."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        read_timeout_s: float = _READ_TIMEOUT_S,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=_child_env(),
+            env={**_child_env(), **(extra_env or {})},
             cwd=ROOT,
         )
+        self._read_timeout_s = read_timeout_s
         self._selector = selectors.DefaultSelector()
         assert self.proc.stdout is not None
         self._selector.register(self.proc.stdout, selectors.EVENT_READ)
@@ -485,7 +493,7 @@ class StdioPeer:
 
     def receive(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
-        if not self._selector.select(_READ_TIMEOUT_S):
+        if not self._selector.select(self._read_timeout_s):
             raise TimeoutError("the stdio server did not answer in time")
         line = self.proc.stdout.readline()
         if not line:
@@ -554,8 +562,8 @@ class StdioPeer:
 
 
 @contextlib.contextmanager
-def _peer(command: list[str]) -> Iterator[StdioPeer]:
-    peer = StdioPeer(command)
+def _peer(command: Sequence[str], **options: Any) -> Iterator[StdioPeer]:
+    peer = StdioPeer(command, **options)
     try:
         yield peer
     finally:
@@ -599,46 +607,129 @@ def _process_cpu_s(pid: int) -> float | None:
 
 @dataclass
 class StdioSamples:
-    """Per-block wall microseconds per call, and server CPU microseconds per call."""
+    """Per round (one fresh child of each variant): wall and server CPU seconds over the round's
+    timed calls, and how many calls that was."""
 
-    wall_us: dict[str, list[float]]
-    server_cpu_us: dict[str, float | None]
+    wall_s: dict[str, list[float]]
+    server_cpu_s: dict[str, list[float]]
+    calls_per_round: int
+
+    def per_call_us(self, name: str) -> list[float]:
+        """Wall microseconds per call, one value per round."""
+        return [value / self.calls_per_round * 1e6 for value in self.wall_s[name]]
+
+    def total_ratio(self, numerator: str, denominator: str) -> float:
+        """Total wall time of ``numerator`` over that of ``denominator``, all rounds."""
+        return sum(self.wall_s[numerator]) / sum(self.wall_s[denominator])
+
+    def round_ratios(self, numerator: str, denominator: str) -> list[float]:
+        pairs = zip(self.wall_s[numerator], self.wall_s[denominator], strict=True)
+        return [a / b for a, b in pairs]
+
+    def cpu_us_per_call(self, name: str) -> float | None:
+        """Server CPU microseconds per call over all rounds (``None`` without /proc)."""
+        values = self.server_cpu_s[name]
+        if len(values) != len(self.wall_s[name]):
+            return None
+        return sum(values) / (len(values) * self.calls_per_round) * 1e6
 
 
-def _stdio_round_trips(kind: str, *, blocks: int, calls: int) -> StdioSamples:
+#: Untimed calls each fresh child answers first (its imports, caches and, under ``otel-perf
+#: run``, the SDK's start after the first measurement, are then behind it).
+_STDIO_WARM_UP_CALLS = 200
+
+
+def _stdio_round_trips(kind: str, *, rounds: int, blocks: int, calls: int) -> StdioSamples:
     """``tools/call`` round trips over the pipes of a plain child, an ``otel-perf run`` child
-    and a child with one queued SDK record per request (the floor)."""
-    wall_us: dict[str, list[float]] = {PLAIN: [], OTEL_PERF: [], QUEUED: []}
-    cpu_s: dict[str, float] = dict.fromkeys(wall_us, 0.0)
-    cpu_known = True
-    with (
-        _peer(server_command(kind, instrumented=False)) as plain,
-        _peer(server_command(kind, instrumented=True)) as ours,
-        _peer(server_command(kind, instrumented=False, queued_record=True)) as queued,
-    ):
-        peers = [(PLAIN, plain), (OTEL_PERF, ours), (QUEUED, queued)]
-        for _name, peer in peers:
-            peer.handshake()
-        for block in range(blocks + 1):  # block 0 warms up
-            random.Random(block).shuffle(peers)
-            for name, peer in peers:
-                cpu_before = _process_cpu_s(peer.proc.pid)
-                start = time.perf_counter()
-                for i in range(calls):
+    and a child with one queued SDK record per request (the floor).
+
+    Each round starts a fresh child of each variant: one process is a few per cent faster or
+    slower than another of the same program (address-space layout, hash seed), which no number
+    of blocks in one process averages out. In a round the three children answer ``blocks``
+    blocks of ``calls`` calls in turn. The figures are totals over every block: both the floor
+    and otel-perf hand their queue to the SDK in batches (every 512 requests; at 1,024 waiting
+    or at a collection), so a statistic that drops the slow blocks (a median) would drop the
+    SDK's work with them; and a child's timed calls must be a few thousand, or its batches
+    would fall after them (1,024 calls would hold one of otel-perf's hand-overs, or none).
+    """
+    wall: dict[str, list[float]] = {PLAIN: [], OTEL_PERF: [], QUEUED: []}
+    cpu: dict[str, list[float]] = {name: [] for name in wall}
+    commands = {
+        PLAIN: server_command(kind, instrumented=False),
+        OTEL_PERF: server_command(kind, instrumented=True),
+        QUEUED: server_command(kind, instrumented=False, queued_record=True),
+    }
+    for round_index in range(rounds):
+        rng = random.Random(round_index)
+        names = list(wall)
+        with contextlib.ExitStack() as stack:
+            peers = {name: stack.enter_context(_peer(commands[name])) for name in names}
+            for name in names:
+                peer = peers[name]
+                peer.handshake()
+                for i in range(_STDIO_WARM_UP_CALLS):
                     peer.call(i)
-                elapsed = time.perf_counter() - start
-                cpu_after = _process_cpu_s(peer.proc.pid)
-                if not block:
-                    continue
-                wall_us[name].append(elapsed / calls * 1e6)
-                if cpu_before is None or cpu_after is None:
-                    cpu_known = False
-                else:
-                    cpu_s[name] += cpu_after - cpu_before
-    total = blocks * calls
-    return StdioSamples(
-        wall_us,
-        {name: (value / total * 1e6 if cpu_known else None) for name, value in cpu_s.items()},
+            round_wall = dict.fromkeys(names, 0.0)
+            round_cpu: dict[str, float | None] = dict.fromkeys(names, 0.0)
+            for _block in range(blocks):
+                rng.shuffle(names)
+                for name in names:
+                    peer = peers[name]
+                    cpu_before = _process_cpu_s(peer.proc.pid)
+                    start = time.perf_counter()
+                    for i in range(calls):
+                        peer.call(i)
+                    round_wall[name] += time.perf_counter() - start
+                    cpu_after = _process_cpu_s(peer.proc.pid)
+                    used = round_cpu[name]
+                    if cpu_before is None or cpu_after is None or used is None:
+                        round_cpu[name] = None
+                    else:
+                        round_cpu[name] = used + cpu_after - cpu_before
+        for name, walls in wall.items():
+            walls.append(round_wall[name])
+            used = round_cpu[name]
+            if used is not None:
+                cpu[name].append(used)
+    return StdioSamples(wall, cpu, blocks * calls)
+
+
+def _stdio_instruction_rows(path: Section, names: dict[str, str], calls: int) -> str:
+    """The stdio server's instructions per round trip (rows); a sentence for the target's note."""
+    if not calls:
+        path.notes.append(
+            "Stdio instructions per round trip: not counted in quick mode (under valgrind)."
+        )
+        return ""
+    if not _stdio_instructions.available():
+        path.notes.append("Stdio instructions per round trip: not counted (no valgrind).")
+        return ""
+    commands = {
+        PLAIN: server_command("mcpserver", instrumented=False),
+        OTEL_PERF: server_command("mcpserver", instrumented=True),
+        QUEUED: server_command("mcpserver", instrumented=False, queued_record=True),
+    }
+    counted = _stdio_instructions.counts(commands, calls)
+    totals = {name: sum(per_thread.values()) for name, per_thread in counted.items()}
+    for name, shown in names.items():
+        path.row(f"stdio MCPServer: server instructions per call, {shown}", totals[name], "instr")
+        path.row(
+            f"stdio MCPServer: server instructions per call, {shown}, main thread",
+            counted[name][1],
+            "instr",
+        )
+    ours, floor = totals[OTEL_PERF] / totals[PLAIN], totals[QUEUED] / totals[PLAIN]
+    path.row("stdio MCPServer: otel-perf run vs plain, by count", ours, "x")
+    path.row(f"stdio MCPServer: {QUEUED} vs plain, by count", floor, "x")
+    path.row(
+        f"stdio MCPServer: otel-perf run vs {QUEUED}, by count",
+        totals[OTEL_PERF] / totals[QUEUED],
+        "x",
+    )
+    return (
+        f" Counted by callgrind ({calls:,} round trips, every thread of the server, "
+        f"`benchmarks/_stdio_instructions.py`): otel-perf run {ours:.3f}x plain, the floor "
+        f"{floor:.3f}x."
     )
 
 
@@ -701,8 +792,10 @@ def run(
     *,
     calls: int,
     rounds: int,
+    stdio_rounds: int,
     stdio_blocks: int,
     stdio_calls: int,
+    stdio_instruction_calls: int,
     handshakes: int,
     imports: int,
     profile_calls: int,
@@ -718,11 +811,14 @@ def run(
         "queued by a minimal middleware and handed over the same way (the floor of recording "
         "each request through the OpenTelemetry SDK), and with the SDK's own spans recorded by "
         "an SDK `TracerProvider`. "
-        f"Then a real stdio round trip: blocks of {stdio_calls} calls over the pipes of a child "
+        "Ratios are medians of per-round ratios. "
+        f"Then a real stdio round trip: {stdio_rounds} rounds, each starting a fresh child "
         "`python server.py`, a child `otel-perf run -- python server.py` and a child "
         "`python server.py` with one SDK record per request queued by a minimal middleware "
-        f"(the floor), in turn ({stdio_blocks} blocks each, wall time). Ratios are medians of "
-        "per-round ratios.",
+        f"(the floor), which answer {_STDIO_WARM_UP_CALLS} calls untimed and then "
+        f"{stdio_blocks} blocks of {stdio_calls} calls each over their pipes, in turn (wall "
+        "time). Its ratios are of total times over every block: the floor and otel-perf hand "
+        "their queues to the SDK in batches, which a median of blocks would leave out.",
     )
     switch = _span_switch()
     # The endpoint off: its history sampler collects every 5 s on its own thread, which would
@@ -774,35 +870,45 @@ def run(
     finally:
         _runtimes.release(on)
     _mcp1_rows(path, calls=calls, rounds=rounds)
-    stdio = _stdio_round_trips("mcpserver", blocks=stdio_blocks, calls=stdio_calls)
+    stdio = _stdio_round_trips(
+        "mcpserver", rounds=stdio_rounds, blocks=stdio_blocks, calls=stdio_calls
+    )
     stdio_names = {PLAIN: "plain", OTEL_PERF: "otel-perf run", QUEUED: QUEUED}
     for name, shown in stdio_names.items():
-        values = stdio.wall_us[name]
+        values = stdio.per_call_us(name)
         path.row(f"stdio MCPServer: {shown}", statistics.median(values), "µs", min(values))
-    plain_us = stdio.wall_us[PLAIN]
-    stdio_ratio = _paired_ratio(stdio.wall_us[OTEL_PERF], plain_us)
-    stdio_floor = _paired_ratio(stdio.wall_us[QUEUED], plain_us)
+    stdio_ratio = stdio.total_ratio(OTEL_PERF, PLAIN)
+    stdio_floor = stdio.total_ratio(QUEUED, PLAIN)
+    ours_rounds = stdio.round_ratios(OTEL_PERF, PLAIN)
     path.row("stdio MCPServer: otel-perf run vs plain", stdio_ratio, "x")
     path.row(f"stdio MCPServer: {QUEUED} vs plain", stdio_floor, "x")
     path.row(
-        f"stdio MCPServer: otel-perf run vs {QUEUED}",
-        _paired_ratio(stdio.wall_us[OTEL_PERF], stdio.wall_us[QUEUED]),
-        "x",
+        f"stdio MCPServer: otel-perf run vs {QUEUED}", stdio.total_ratio(OTEL_PERF, QUEUED), "x"
     )
+    cpu_per_call = {name: stdio.cpu_us_per_call(name) for name in stdio_names}
     for name, shown in stdio_names.items():
-        cpu_us = stdio.server_cpu_us[name]
+        cpu_us = cpu_per_call[name]
         if cpu_us is not None:
             path.row(f"stdio MCPServer: server CPU per call, {shown}", cpu_us, "µs")
+    cpu_plain, cpu_ours, cpu_queued = (cpu_per_call[name] for name in stdio_names)
+    cpu_text = ""
+    if cpu_plain and cpu_ours is not None and cpu_queued is not None:
+        cpu_text = (
+            f" By server CPU (every thread, from /proc): otel-perf run {cpu_ours / cpu_plain:.3f}x "
+            f"plain, the floor {cpu_queued / cpu_plain:.3f}x."
+        )
+    count_text = _stdio_instruction_rows(path, stdio_names, stdio_instruction_calls)
     path.target(
         Target(
             "`otel-perf run` vs plain, stdio `tools/call` round trip",
             stdio_ratio,
             STDIO_LIMIT,
-            detail="Wall time per round trip, client and server in separate processes; the "
-            "server CPU rows (from /proc, clock ticks over all blocks) show the server's share. "
-            f"In the same blocks, the floor (a plain server with one SDK record per request, "
-            f"queued by a minimal middleware and handed over every "
-            f"{_mcp_servers.QUEUED_HAND_OVER_EVERY} requests) costs {stdio_floor:.3f}x plain.",
+            detail="Total wall time of every timed round trip, client and server in separate "
+            f"processes, over {stdio_rounds} rounds of fresh children (per round: "
+            f"{min(ours_rounds):.3f}x to {max(ours_rounds):.3f}x). In the same blocks, the floor "
+            "(a plain server with one SDK record per request, queued by a minimal middleware and "
+            f"handed over every {_mcp_servers.QUEUED_HAND_OVER_EVERY} requests) costs "
+            f"{stdio_floor:.3f}x plain.{cpu_text}{count_text}",
         )
     )
     if switch is None:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import _instructions
+from benchmarks import _instructions, _stdio_instructions
+from benchmarks._request_path import server_command
 from tests.support.helpers import require_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,3 +253,16 @@ def test_a_batched_subject_runs_whole_batches_in_every_chunk() -> None:
     assert samples.iterations["batched"] % 64 == 0
     assert samples.iterations["batched"] >= 64
     assert timed == [samples.iterations["batched"]] * len(timed)
+
+
+def test_stdio_instruction_count_reads_every_thread_of_a_real_server() -> None:
+    # The full bench counts 1,024 round trips per variant (minutes under valgrind): here a few,
+    # enough to see that the dumps are found and read, one count per thread of the server.
+    require_command("valgrind")
+    require_command("callgrind_control")
+    per_thread = _stdio_instructions.count(
+        server_command("mcpserver", instrumented=False), 5, warm_up=3, idle_s=0.5
+    )
+    assert set(per_thread) >= {1, 2}  # the main thread and anyio's stdin reader
+    # A tools/call round trip through the SDK is well over 100,000 instructions.
+    assert 1e5 < per_thread[1] < 1e8

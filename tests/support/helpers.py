@@ -58,6 +58,7 @@ SYSTEM_COMMANDS = {
     "prometheus": "prometheus",
     "chromium": "chromium",
     "valgrind": "valgrind",
+    "callgrind_control": "valgrind",
 }
 
 
