@@ -634,6 +634,15 @@ class StdioSamples:
         return sum(values) / (len(values) * self.calls_per_round) * 1e6
 
 
+def _stdio_commands(kind: str) -> dict[str, list[str]]:
+    """The three stdio servers compared: plain, under ``otel-perf run``, and the floor."""
+    return {
+        PLAIN: server_command(kind, instrumented=False),
+        OTEL_PERF: server_command(kind, instrumented=True),
+        QUEUED: server_command(kind, instrumented=False, queued_record=True),
+    }
+
+
 #: Untimed calls each fresh child answers first (its imports, caches and, under ``otel-perf
 #: run``, the SDK's start after the first measurement, are then behind it).
 _STDIO_WARM_UP_CALLS = 200
@@ -652,13 +661,9 @@ def _stdio_round_trips(kind: str, *, rounds: int, blocks: int, calls: int) -> St
     SDK's work with them; and a child's timed calls must be a few thousand, or its batches
     would fall after them (1,024 calls would hold one of otel-perf's hand-overs, or none).
     """
-    wall: dict[str, list[float]] = {PLAIN: [], OTEL_PERF: [], QUEUED: []}
-    cpu: dict[str, list[float]] = {name: [] for name in wall}
-    commands = {
-        PLAIN: server_command(kind, instrumented=False),
-        OTEL_PERF: server_command(kind, instrumented=True),
-        QUEUED: server_command(kind, instrumented=False, queued_record=True),
-    }
+    commands = _stdio_commands(kind)
+    wall: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for round_index in range(rounds):
         rng = random.Random(round_index)
         names = list(wall)
@@ -704,12 +709,7 @@ def _stdio_instruction_rows(path: Section, names: dict[str, str], calls: int) ->
     if not _stdio_instructions.available():
         path.notes.append("Stdio instructions per round trip: not counted (no valgrind).")
         return ""
-    commands = {
-        PLAIN: server_command("mcpserver", instrumented=False),
-        OTEL_PERF: server_command("mcpserver", instrumented=True),
-        QUEUED: server_command("mcpserver", instrumented=False, queued_record=True),
-    }
-    counted = _stdio_instructions.counts(commands, calls)
+    counted = _stdio_instructions.counts(_stdio_commands("mcpserver"), calls)
     totals = {name: sum(per_thread.values()) for name, per_thread in counted.items()}
     for name, shown in names.items():
         path.row(f"stdio MCPServer: server instructions per call, {shown}", totals[name], "instr")
