@@ -187,10 +187,15 @@ def pause_this_process(seconds: float) -> None:
     """Stop every thread of this process for ``seconds`` (SIGSTOP, then SIGCONT from a helper
     process), as a loaded host's scheduler can."""
     pid = os.getpid()
-    waker = subprocess.Popen(["sh", "-c", f"sleep {seconds}; kill -CONT {pid}"])
+    # It goes on waking this process every second until stopped, so that a wake-up that came
+    # before the stop (a very loaded host) cannot leave the process stopped for good.
+    waker = subprocess.Popen(
+        ["sh", "-c", f"sleep {seconds}; while kill -CONT {pid}; do sleep 1; done"]
+    )
     try:
         os.kill(pid, signal.SIGSTOP)
     finally:
+        waker.kill()
         waker.wait(timeout=30)
 
 
@@ -429,13 +434,17 @@ async def test_200_simultaneous_connections_are_all_answered_64_at_a_time(
         json.loads(reply.body)
 
 
+@pytest.mark.skipif(
+    not hasattr(socket, "TCP_DEFER_ACCEPT"),
+    reason="without TCP_DEFER_ACCEPT (not Linux) a client this late may be evicted, as documented",
+)
 async def test_clients_slow_to_send_their_request_are_answered_at_the_cap(
     server: MetricsServer, many_fds: None
 ) -> None:
     """A real client can fall silent between connecting and sending: its process descheduled
     on a loaded host, or its first segment dropped (the kernel drops the handshake's last ACK
     while the listening queue is full) and resent a few hundred ms later. At the cap such a
-    client must not look idle: CI once lost 64 of the 200-connection burst above that way."""
+    client must not look idle (before TCP_DEFER_ACCEPT: 45-64 of the 64 closed unanswered)."""
 
     async def late(delay_s: float) -> Reply:
         start = time.perf_counter()
