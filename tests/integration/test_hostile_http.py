@@ -103,13 +103,17 @@ async def read_all(reader: asyncio.StreamReader, timeout_s: float) -> bytes:
     return b"".join(chunks)
 
 
-async def send_raw(port: int, payload: bytes, timeout_s: float = HEAD_TIMEOUT_S + 8) -> Reply:
-    """Send ``payload`` (written concurrently, so a huge one cannot block the read) and read
-    until the server closes."""
+async def send_raw(
+    port: int, payload: bytes, timeout_s: float = HEAD_TIMEOUT_S + 8, send_after_s: float = 0.0
+) -> Reply:
+    """Send ``payload`` (written concurrently, so a huge one cannot block the read), after
+    ``send_after_s`` of silence once connected, and read until the server closes."""
     start = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
 
     async def write() -> None:
+        if send_after_s:
+            await asyncio.sleep(send_after_s)
         with contextlib.suppress(ConnectionError):
             writer.write(payload)
             await writer.drain()
@@ -446,20 +450,14 @@ async def test_clients_slow_to_send_their_request_are_answered_at_the_cap(
     while the listening queue is full) and resent a few hundred ms later. At the cap such a
     client must not look idle (before TCP_DEFER_ACCEPT: 45-64 of the 64 closed unanswered)."""
 
-    async def late(delay_s: float) -> Reply:
-        start = time.perf_counter()
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        await asyncio.sleep(delay_s)
-        writer.write(get("/health"))
-        raw = await read_all(reader, 30)
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-        return parse_reply(raw, time.perf_counter() - start)
+    def late(send_after_s: float) -> asyncio.Future[Reply]:
+        return asyncio.ensure_future(
+            send_raw(server.port, get("/health"), 30, send_after_s=send_after_s)
+        )
 
-    slow = [asyncio.ensure_future(late(0.6)) for _ in range(64)]
+    slow = [late(0.6) for _ in range(64)]
     await asyncio.sleep(0.05)  # the slow ones have connected: the endpoint is at its cap
-    prompt = [asyncio.ensure_future(late(0.0)) for _ in range(20)]
+    prompt = [late(0.0) for _ in range(20)]
     replies = await asyncio.gather(*slow, *prompt)
     assert Counter(r.status for r in replies) == {200: 84}
 
